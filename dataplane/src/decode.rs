@@ -1,0 +1,1 @@
+//! `nmadp decode`: not written yet.

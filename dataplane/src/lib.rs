@@ -1,0 +1,2 @@
+//! The N-MADP / C-MADP runtime and its tools.
+pub mod decode;

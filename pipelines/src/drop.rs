@@ -1,0 +1,91 @@
+//! Every reason the data plane drops (or refuses) a packet. One variant per reason; the same enum
+//! indexes the drop counters (`DropReason as usize`), so a new reason is one new line here and in
+//! [`DropReason::ALL`].
+
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $name:ident => $label:literal,)*) => {
+        /// Why a packet was dropped. `as usize` indexes a `[u64; DropReason::COUNT]` counter array.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u16)]
+        pub enum DropReason {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+            /// Number of reasons (size of a counter array).
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// Stable snake_case label, used in counters, JSON and Prometheus output.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(DropReason::$name => $label,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// The input ended before a header or field it announces.
+    Truncated => "truncated",
+    /// IP version nibble is neither 4 nor 6 (or not the one expected).
+    IpVersion => "ip_version",
+    /// IPv4 IHL below 5 or beyond the packet.
+    Ipv4HeaderLength => "ipv4_header_length",
+    /// IPv4 total length smaller than the header or larger than the buffer.
+    Ipv4TotalLength => "ipv4_total_length",
+    /// IPv4 header checksum does not verify.
+    Ipv4Checksum => "ipv4_checksum",
+    /// IPv4 packet is an IP fragment (MF or offset set), which the MX layer does not carry.
+    Ipv4Fragment => "ipv4_fragment",
+    /// IPv6 payload length larger than the buffer.
+    Ipv6PayloadLength => "ipv6_payload_length",
+    /// IPv6 extension-header chain malformed or too long.
+    Ipv6ExtensionHeader => "ipv6_extension_header",
+    /// UDP length field inconsistent with the IP payload.
+    UdpLength => "udp_length",
+    /// UDP checksum does not verify (or is zero over IPv6, RFC 8200 §8.1).
+    UdpChecksum => "udp_checksum",
+    /// MX trailer longer than the PDU, or no room for it.
+    MxTrailerLength => "mx_trailer_length",
+    /// MX trailer lacks a field this delivery connection requires.
+    MxTrailerMissingField => "mx_trailer_missing_field",
+    /// MX trailer fields contradict the PDU (e.g. First SDU Length out of range).
+    MxTrailerInvalid => "mx_trailer_invalid",
+    /// Concatenated MX PDU whose inner SDU lengths do not tile the payload.
+    MxConcatLength => "mx_concat_length",
+    /// MX control PDU shorter than its type requires.
+    MxControlLength => "mx_control_length",
+    /// MX control PDU of a type this implementation does not support (counted, not an error).
+    MxControlUnsupported => "mx_control_unsupported",
+    /// GRE header with a version other than 0, or reserved bits set.
+    GreVersion => "gre_version",
+    /// GRE checksum does not verify.
+    GreChecksum => "gre_checksum",
+    /// GRE header without the key the MAMS convergence needs.
+    GreMissingKey => "gre_missing_key",
+    /// Not enough head- or tailroom in the buffer for the headers to add.
+    NoRoom => "no_room",
+}
+
+impl core::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_index_matches_order_and_labels_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert!(seen.insert(r.as_str()), "duplicate label {}", r.as_str());
+        }
+    }
+}

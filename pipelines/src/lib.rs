@@ -1,0 +1,20 @@
+//! Sans-IO logic of the MAMS user plane (draft-zhu-intarea-mams-user-protocol-04).
+//!
+//! * [`wire`]: checked zero-copy views and validated representations of every header we touch.
+//! * [`buf`]: the [`buf::PacketBuf`] trait (an mbuf-like buffer with head- and tailroom) and a
+//!   heap-backed implementation.
+//! * [`mx`]: MX PDU transforms (add and strip the MX trailer with the §4.2.1 IP-header rules).
+//! * [`flow`]: the convergence engine (sequencing, reordering, fragmentation, concatenation,
+//!   steering, path monitoring).
+//!
+//! Nothing here does I/O, reads a clock or draws unseeded randomness.
+#![forbid(unsafe_code)]
+
+pub mod buf;
+pub mod drop;
+pub mod flow;
+pub mod mx;
+pub mod wire;
+
+pub use buf::{HeapBuf, PacketBuf};
+pub use drop::DropReason;
