@@ -18,3 +18,14 @@ pub mod wire;
 
 pub use buf::{HeapBuf, PacketBuf};
 pub use drop::DropReason;
+pub mod sim;
+
+/// Which way a PDU travels. Some formats need it: a type-1 MX control PDU is a probe REQ
+/// downlink and a probe ACK uplink (draft-04 §5.2, `WIRE.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// N-MADP to C-MADP.
+    Downlink,
+    /// C-MADP to N-MADP.
+    Uplink,
+}

@@ -1,0 +1,4 @@
+//! Deterministic simulation: emulated links driven by a virtual clock, and the two-engine
+//! harness built on them.
+
+pub mod link;
