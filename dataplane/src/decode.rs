@@ -1,1 +1,0 @@
-//! `nmadp decode`: not written yet.
