@@ -1,4 +1,5 @@
 //! Deterministic simulation: emulated links driven by a virtual clock, and the two-engine
 //! harness built on them.
 
+pub mod clock;
 pub mod link;
