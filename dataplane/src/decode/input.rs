@@ -90,13 +90,16 @@ pub struct SkippedPacket {
 }
 
 /// Reads every packet of a pcap or pcapng file and removes its link-layer header.
-pub fn read_capture(path: &std::path::Path) -> Result<(Vec<InputPdu>, Vec<SkippedPacket>), InputError> {
-    let data = std::fs::read(path)
-        .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+pub fn read_capture(
+    path: &std::path::Path,
+) -> Result<(Vec<InputPdu>, Vec<SkippedPacket>), InputError> {
+    let data = std::fs::read(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
     let magic = data.get(..4).unwrap_or(&[]);
     let mut pdus = Vec::new();
     let mut skipped = Vec::new();
-    let mut push = |number: usize, ts: f64, link: DataLink, frame: &[u8]| match strip_link_layer(link, frame) {
+    let mut push = |number: usize, ts: f64, link: DataLink, frame: &[u8]| match strip_link_layer(
+        link, frame,
+    ) {
         Ok(ip) => pdus.push(InputPdu {
             number,
             timestamp: Some(ts),
@@ -133,8 +136,12 @@ pub fn read_capture(path: &std::path::Path) -> Result<(Vec<InputPdu>, Vec<Skippe
             }
         }
     } else {
-        let mut reader = pcap_file::pcap::PcapReader::new(&data[..])
-            .map_err(|e| InputError(format!("{}: not a pcap or pcapng file: {e}", path.display())))?;
+        let mut reader = pcap_file::pcap::PcapReader::new(&data[..]).map_err(|e| {
+            InputError(format!(
+                "{}: not a pcap or pcapng file: {e}",
+                path.display()
+            ))
+        })?;
         let link = reader.header().datalink;
         let mut number = 0;
         while let Some(pkt) = reader.next_packet() {
@@ -209,7 +216,10 @@ mod tests {
 
     #[test]
     fn hex_accepts_common_separators() {
-        assert_eq!(parse_hex("0x45 00:01-ff_0A").unwrap(), vec![0x45, 0, 1, 0xff, 0x0a]);
+        assert_eq!(
+            parse_hex("0x45 00:01-ff_0A").unwrap(),
+            vec![0x45, 0, 1, 0xff, 0x0a]
+        );
         assert!(parse_hex("450").is_err());
         let e = parse_hex("45zz").unwrap_err();
         assert!(e.0.contains("'z'") && e.0.contains("position 2"), "{e}");
