@@ -527,7 +527,7 @@ impl Steering {
                 continue;
             }
             let d = s.delivery_delay(bytes);
-            if best.map_or(true, |(bd, _)| d < bd) {
+            if !matches!(best, Some((bd, _)) if bd <= d) {
                 best = Some((d, i));
             }
         }
@@ -562,7 +562,7 @@ impl Steering {
                 continue;
             }
             let score = hrw_score(flow_hash, s.id, w[i]);
-            if best.map_or(true, |(b, _)| score > b) {
+            if !matches!(best, Some((b, _)) if b >= score) {
                 best = Some((score, s.id));
             }
         }
