@@ -728,6 +728,40 @@ mod tests {
     }
 
     #[test]
+    fn active_goes_straight_down_when_down_after_is_not_above_suspect_after() {
+        let mut m = active(PathMonitorConfig {
+            suspect_after: 3,
+            down_after: 3,
+            ..cfg()
+        });
+        silent(&mut m, 100 * MS, 600 * MS);
+        assert_eq!(m.state(), PathState::Down);
+        assert_eq!(
+            m.stats().transitions,
+            2,
+            "Probing->Active->Down, no Suspect"
+        );
+    }
+
+    #[test]
+    fn zero_keepalive_timeout_disables_the_silence_check() {
+        let mut m = active(PathMonitorConfig {
+            keepalive_timeout_ns: 0,
+            ..cfg()
+        });
+        // Keep answering probes but send nothing else for a long time.
+        let mut t = 100 * MS;
+        while t < 60_000 * MS {
+            if let Some(p) = m.poll(t) {
+                m.on_probe_ack(p.sequence_number, t + MS);
+            }
+            t += 10 * MS;
+        }
+        assert_eq!(m.state(), PathState::Active);
+        assert_eq!(m.stats().transitions, 1);
+    }
+
+    #[test]
     fn hysteresis_single_ack_after_down_is_not_active() {
         let mut m = active(cfg());
         silent(&mut m, 100 * MS, 800 * MS);
