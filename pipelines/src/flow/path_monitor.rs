@@ -473,17 +473,14 @@ impl PathMonitor {
             self.stats.probes_lost += 1;
             self.consecutive_losses = self.consecutive_losses.saturating_add(1);
             self.consecutive_acks = 0;
-            match self.state {
-                PathState::Active if self.consecutive_losses >= self.config.suspect_after => {
-                    self.transition(PathState::Suspect, at);
-                }
-                _ => {}
-            }
-            // Checked separately so suspect_after >= down_after goes straight to Down.
-            if matches!(self.state, PathState::Active | PathState::Suspect)
-                && self.consecutive_losses >= self.config.down_after
-            {
+            let up = matches!(self.state, PathState::Active | PathState::Suspect);
+            if up && self.consecutive_losses >= self.config.down_after {
+                // Down is checked first, so down_after <= suspect_after skips Suspect.
                 self.transition(PathState::Down, at);
+            } else if self.state == PathState::Active
+                && self.consecutive_losses >= self.config.suspect_after
+            {
+                self.transition(PathState::Suspect, at);
             }
             // AMBIGUITY: draft-04 §5.2 has no states; a path still in its initialization phase
             // that loses probes stays Probing (it never carried data, so "Down" adds nothing).
