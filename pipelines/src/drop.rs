@@ -68,6 +68,9 @@ drop_reasons! {
     GreMissingKey => "gre_missing_key",
     /// Not enough head- or tailroom in the buffer for the headers to add.
     NoRoom => "no_room",
+    /// The steering scheduler found no usable delivery connection for the packet (draft-04 §4.2;
+    /// every path of the client and traffic class is down, probing or removed).
+    NoPath => "no_path",
 }
 
 impl core::fmt::Display for DropReason {
