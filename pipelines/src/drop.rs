@@ -68,6 +68,10 @@ drop_reasons! {
     GreMissingKey => "gre_missing_key",
     /// Not enough head- or tailroom in the buffer for the headers to add.
     NoRoom => "no_room",
+    /// MX control message that cannot be sent as asked: a probe REQ uplink or a probe ACK
+    /// downlink (draft-04 §5.2: only the N-MADP sends REQs), or an "unsupported" message given a
+    /// supported type code.
+    MxControlInvalid => "mx_control_invalid",
 }
 
 impl core::fmt::Display for DropReason {
