@@ -68,6 +68,47 @@ pub const fn type_name(t: u8) -> &'static str {
     }
 }
 
+/// A zero-copy view of a control PDU's common header (draft-04 §5: `| Type | CID | message |`).
+/// Accessors never panic; after [`new_checked`](Self::new_checked) the header is in bounds. The
+/// message body depends on the direction: decode it with [`ControlPdu::parse`].
+#[derive(Debug, Clone)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Packet { buffer }
+    }
+
+    /// Wraps `buffer` and checks that `| Type | CID |` fits ([`DropReason::MxControlLength`]).
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let data = buffer.as_ref();
+        byte(data, field::TYPE, "type")?;
+        byte(data, field::CID, "cid")?;
+        Ok(Self::new_unchecked(buffer))
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// The Type octet (0 if empty).
+    pub fn msg_type(&self) -> u8 {
+        self.buffer.as_ref().get(field::TYPE).copied().unwrap_or(0)
+    }
+
+    /// The CID octet (0 if missing).
+    pub fn cid(&self) -> u8 {
+        self.buffer.as_ref().get(field::CID).copied().unwrap_or(0)
+    }
+
+    /// The message after `| Type | CID |` (empty if the header does not fit).
+    pub fn body(&self) -> &[u8] {
+        self.buffer.as_ref().get(HEADER_LEN..).unwrap_or(&[])
+    }
+}
+
 /// A Probe REQ message (draft-04 §5.2), sent by the N-MADP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ProbeReq {
@@ -308,6 +349,24 @@ mod tests {
         let pdu = ControlPdu::parse(&[0, 7, 0x01, 0x2c], UP).unwrap();
         assert_eq!(pdu.cid, 7);
         assert_eq!(pdu.type_code(), TYPE_KEEP_ALIVE);
+    }
+
+    #[test]
+    fn view_reads_header_and_body() {
+        let p = Packet::new_checked(&[1u8, 4, 0, 9, 0x80][..]).unwrap();
+        assert_eq!(
+            (p.msg_type(), p.cid(), p.body()),
+            (1, 4, &[0u8, 9, 0x80][..])
+        );
+        assert_eq!(
+            Packet::new_checked(&[1u8][..]).unwrap_err(),
+            Error::new(DropReason::MxControlLength, "cid", 1)
+        );
+        let empty = Packet::new_unchecked(&[][..]);
+        assert_eq!(
+            (empty.msg_type(), empty.cid(), empty.body()),
+            (0, 0, &[][..])
+        );
     }
 
     #[test]
@@ -668,6 +727,8 @@ mod tests {
         #[test]
         fn prop_parse_never_panics(data in proptest::collection::vec(any::<u8>(), 0..24), up in any::<bool>()) {
             let dir = if up { UP } else { DOWN };
+            let view = Packet::new_unchecked(&data[..]);
+            let _ = (view.msg_type(), view.cid(), view.body());
             if let Ok(pdu) = ControlPdu::parse(&data, dir) {
                 prop_assert!(pdu.buffer_len() <= data.len());
                 prop_assert_eq!(pdu.type_code(), data[0]);
