@@ -71,6 +71,10 @@ drop_reasons! {
     /// The steering scheduler found no usable delivery connection for the packet (draft-04 §4.2;
     /// every path of the client and traffic class is down, probing or removed).
     NoPath => "no_path",
+    /// MX control message that cannot be sent as asked: a probe REQ uplink or a probe ACK
+    /// downlink (draft-04 §5.2: only the N-MADP sends REQs), or an "unsupported" message given a
+    /// supported type code.
+    MxControlInvalid => "mx_control_invalid",
 }
 
 impl core::fmt::Display for DropReason {
