@@ -80,7 +80,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         let hlen = usize::from(data[field::VER_IHL] & 0x0F) * 4;
         if hlen < HEADER_LEN || hlen > data.len() {
-            return Err(Error::new(DropReason::Ipv4HeaderLength, "ihl", field::VER_IHL));
+            return Err(Error::new(
+                DropReason::Ipv4HeaderLength,
+                "ihl",
+                field::VER_IHL,
+            ));
         }
         let total = usize::from(u16::from_be_bytes([data[2], data[3]]));
         if total < hlen || total > data.len() {
@@ -379,7 +383,10 @@ impl Repr {
     /// Parses a header. Options are skipped (and not kept; `emit` writes none). Fragments are
     /// rejected with [`DropReason::Ipv4Fragment`] because a `Repr` cannot describe them and the MX
     /// layer carries whole IP packets (draft-04 §4.2.2 fragments at the MX layer instead).
-    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>, verify_checksum: bool) -> Result<Repr> {
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(
+        packet: &Packet<&T>,
+        verify_checksum: bool,
+    ) -> Result<Repr> {
         packet.check_len()?;
         if verify_checksum && !packet.verify_checksum() {
             return Err(Error::new(
@@ -513,7 +520,10 @@ mod tests {
     fn rfc791_short_buffer_is_truncated() {
         let e = Packet::new_checked(&VECTOR[..19]).unwrap_err();
         assert_eq!(e.reason, DropReason::Truncated);
-        assert_eq!(Packet::new_checked(&[][..]).unwrap_err().reason, DropReason::Truncated);
+        assert_eq!(
+            Packet::new_checked(&[][..]).unwrap_err().reason,
+            DropReason::Truncated
+        );
     }
 
     #[test]
@@ -521,7 +531,10 @@ mod tests {
         let mut buf = vector_packet();
         buf[0] = 0x65;
         let e = Packet::new_checked(&buf[..]).unwrap_err();
-        assert_eq!((e.reason, e.field, e.offset), (DropReason::IpVersion, "version", 0));
+        assert_eq!(
+            (e.reason, e.field, e.offset),
+            (DropReason::IpVersion, "version", 0)
+        );
     }
 
     #[test]

@@ -432,7 +432,10 @@ mod tests {
         assert_eq!(p.next_header(), 17);
         assert_eq!(p.hop_limit(), 64);
         assert_eq!(p.src_addr(), "2001:db8::1".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(p.dst_addr(), "2001:db8:ffff::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            p.dst_addr(),
+            "2001:db8:ffff::2".parse::<Ipv6Addr>().unwrap()
+        );
         assert_eq!(p.payload(), &[0xEE; 8][..]);
         // Hand-checked first word: 6 | TC 0xB9 | FL 0xABCDE.
         assert_eq!(&buf[..4], &[0x6B, 0x9A, 0xBC, 0xDE]);
@@ -472,7 +475,10 @@ mod tests {
     #[test]
     fn rfc8200_s4_no_extension_headers() {
         let buf = chain(6, &[], 20);
-        let u = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap();
+        let u = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
         assert_eq!(
             u,
             UpperLayer {
@@ -494,7 +500,10 @@ mod tests {
             ah(17, 1),
         ];
         let buf = chain(NH_HOP_BY_HOP, &exts, 8);
-        let u = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap();
+        let u = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
         let ah_off = 40 + 16 + 8 + 24 + 8;
         assert_eq!(
             u,
@@ -510,21 +519,33 @@ mod tests {
     #[test]
     fn rfc4303_esp_ends_walk() {
         let buf = chain(NH_DEST_OPTS, &[ext(NH_ESP, 0)], 16);
-        let u = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap();
-        assert_eq!((u.protocol, u.offset, u.next_header_field_offset), (50, 48, 40));
+        let u = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
+        assert_eq!(
+            (u.protocol, u.offset, u.next_header_field_offset),
+            (50, 48, 40)
+        );
     }
 
     #[test]
     fn rfc8200_s4_7_no_next_header_ends_walk() {
         let buf = chain(NH_NO_NEXT_HEADER, &[], 4);
-        let u = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap();
+        let u = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
         assert_eq!((u.protocol, u.offset), (59, 40));
     }
 
     #[test]
     fn rfc8200_s4_1_hop_by_hop_only_first() {
         let buf = chain(NH_DEST_OPTS, &[ext(NH_HOP_BY_HOP, 0), ext(17, 0)], 0);
-        let e = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap_err();
+        let e = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap_err();
         assert_eq!((e.reason, e.offset), (DropReason::Ipv6ExtensionHeader, 48));
     }
 
@@ -535,29 +556,46 @@ mod tests {
         let mut buf = chain(NH_ROUTING, &[ext(17, 0)], 0);
         buf[41] = 1;
         buf.extend_from_slice(&[0; 16]);
-        let e = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap_err();
+        let e = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap_err();
         assert_eq!((e.reason, e.offset), (DropReason::Ipv6ExtensionHeader, 41));
         // Extension header announced but no bytes left for it at all.
         let buf = chain(NH_DEST_OPTS, &[], 1);
-        let e = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap_err();
+        let e = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap_err();
         assert_eq!((e.reason, e.offset), (DropReason::Ipv6ExtensionHeader, 40));
         // Fragment header cut short.
         let buf = chain(NH_DEST_OPTS, &[ext(NH_FRAGMENT, 0)], 4);
-        let e = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap_err();
+        let e = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap_err();
         assert_eq!((e.reason, e.offset), (DropReason::Ipv6ExtensionHeader, 49));
     }
 
     #[test]
     fn walk_bounded_in_count() {
-        let mut exts: Vec<Vec<u8>> = (0..MAX_EXT_HEADERS - 1).map(|_| ext(NH_DEST_OPTS, 0)).collect();
+        let mut exts: Vec<Vec<u8>> = (0..MAX_EXT_HEADERS - 1)
+            .map(|_| ext(NH_DEST_OPTS, 0))
+            .collect();
         exts.push(ext(17, 0));
         let buf = chain(NH_DEST_OPTS, &exts, 0);
-        let u = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap();
+        let u = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
         assert_eq!(u.offset, 40 + 8 * MAX_EXT_HEADERS);
         let mut exts: Vec<Vec<u8>> = (0..MAX_EXT_HEADERS).map(|_| ext(NH_DEST_OPTS, 0)).collect();
         exts.push(ext(17, 0));
         let buf = chain(NH_DEST_OPTS, &exts, 0);
-        let e = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap_err();
+        let e = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap_err();
         assert_eq!(e.reason, DropReason::Ipv6ExtensionHeader);
         assert_eq!(e.offset, 40 + 8 * MAX_EXT_HEADERS);
     }
@@ -566,8 +604,14 @@ mod tests {
     fn walk_bounded_in_bytes() {
         // Two 2040-byte Destination Options headers: 4080 > MAX_EXT_BYTES.
         let buf = chain(NH_DEST_OPTS, &[ext(NH_DEST_OPTS, 254), ext(17, 254)], 0);
-        let e = Packet::new_checked(&buf[..]).unwrap().upper_layer().unwrap_err();
-        assert_eq!((e.reason, e.offset), (DropReason::Ipv6ExtensionHeader, 40 + 2040));
+        let e = Packet::new_checked(&buf[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap_err();
+        assert_eq!(
+            (e.reason, e.offset),
+            (DropReason::Ipv6ExtensionHeader, 40 + 2040)
+        );
         let buf = chain(NH_DEST_OPTS, &[ext(17, 254)], 0);
         assert!(Packet::new_checked(&buf[..]).unwrap().upper_layer().is_ok());
     }
@@ -577,10 +621,16 @@ mod tests {
         let mut buf = chain(17, &[], 0);
         let mut p = Packet::new_unchecked(&mut buf[..]);
         p.set_dscp(0x15);
-        assert_eq!((p.dscp(), p.ecn(), p.flow_label(), p.version()), (0x15, 1, 0xABCDE, 6));
+        assert_eq!(
+            (p.dscp(), p.ecn(), p.flow_label(), p.version()),
+            (0x15, 1, 0xABCDE, 6)
+        );
         p.set_ecn(2);
         p.set_flow_label(0xFFF_FFFF);
-        assert_eq!((p.dscp(), p.ecn(), p.flow_label(), p.version()), (0x15, 2, 0xFFFFF, 6));
+        assert_eq!(
+            (p.dscp(), p.ecn(), p.flow_label(), p.version()),
+            (0x15, 2, 0xFFFFF, 6)
+        );
         p.set_version(4);
         assert_eq!((p.version(), p.traffic_class()), (4, 0x15 << 2 | 2));
     }

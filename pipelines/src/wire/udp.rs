@@ -317,7 +317,9 @@ mod tests {
         // Pick the last payload word so that the one's-complement sum is 0xFFFF, i.e. the
         // computed checksum is 0.
         for (src, dst) in [(V4_SRC, V4_DST), (v6_src(), v6_dst())] {
-            let mut d = vec![0x0f, 0xa0, 0x14, 0x51, 0x00, 0x0c, 0x00, 0x00, 0x12, 0x34, 0, 0];
+            let mut d = vec![
+                0x0f, 0xa0, 0x14, 0x51, 0x00, 0x0c, 0x00, 0x00, 0x12, 0x34, 0, 0,
+            ];
             let ph = pseudo_header(&src, &dst, 12).unwrap();
             let w = !checksum::fold(checksum::add(ph, checksum::sum(&d)));
             d[10..12].copy_from_slice(&w.to_be_bytes());
@@ -343,7 +345,9 @@ mod tests {
         let p = Packet::new_checked(&d[..]).unwrap();
         assert!(!p.verify_checksum(&V4_SRC, &v6_dst()));
         let z = with_checksum(0);
-        assert!(!Packet::new_checked(&z[..]).unwrap().verify_checksum(&v6_src(), &V4_DST));
+        assert!(!Packet::new_checked(&z[..])
+            .unwrap()
+            .verify_checksum(&v6_src(), &V4_DST));
     }
 
     #[test]
@@ -357,7 +361,10 @@ mod tests {
         let mut d = with_checksum(0);
         d[5] = 7;
         let e = Packet::new_checked(&d[..]).unwrap_err();
-        assert_eq!((e.reason, e.field, e.offset), (DropReason::UdpLength, "length", 4));
+        assert_eq!(
+            (e.reason, e.field, e.offset),
+            (DropReason::UdpLength, "length", 4)
+        );
     }
 
     #[test]
