@@ -75,6 +75,10 @@ drop_reasons! {
     /// downlink (draft-04 §5.2: only the N-MADP sends REQs), or an "unsupported" message given a
     /// supported type code.
     MxControlInvalid => "mx_control_invalid",
+    /// A data PDU whose IP protocol is not 114 where the adaptation requires it (draft-04 §4.2.1).
+    NotMxPdu => "not_mx_pdu",
+    /// MX fragment handed to a path that expects whole SDUs, or a fragment that cannot be made.
+    MxFragment => "mx_fragment",
 }
 
 impl core::fmt::Display for DropReason {
