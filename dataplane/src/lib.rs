@@ -1,2 +1,3 @@
 //! The N-MADP / C-MADP runtime and its tools.
+pub mod config;
 pub mod decode;
