@@ -175,7 +175,10 @@ impl Locator<'_> {
     /// A diagnostic for a semantic problem: located at the value of `path`, or at the deepest
     /// part of it that exists in the file (a defaulted field points at its table).
     pub fn at_path(&self, path: &Path, message: String) -> Diagnostic {
-        let offset = self.doc.and_then(|d| locate(d.as_table(), path)).unwrap_or(0);
+        let offset = self
+            .doc
+            .and_then(|d| locate(d.as_table(), path))
+            .unwrap_or(0);
         self.at_offset(offset, path, message)
     }
 
@@ -190,13 +193,27 @@ impl Locator<'_> {
         // serde names an unknown or missing key in the message and points at its table; point at
         // the key itself when it exists, and name it in the path.
         if let Some(k) = backticked(message, "unknown field `") {
-            path = path.key(k);
+            if path.0.last() != Some(&Seg::Key(k.to_owned())) {
+                path = path.key(k);
+            }
             if let Some(o) = self.doc.and_then(|d| locate_key(d.as_table(), &path)) {
                 offset = o;
             }
         }
-        self.at_offset(offset, &path, message.trim().replace('\n', " "))
+        self.at_offset(offset, &path, one_line(message))
     }
+}
+
+/// serde and toml messages may span lines and speak Rust; one line, in the file's terms.
+pub(crate) fn one_line(message: &str) -> String {
+    message
+        .trim()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace("expected i64", "expected an integer")
 }
 
 fn backticked<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {

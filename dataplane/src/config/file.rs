@@ -170,7 +170,11 @@ pub(crate) struct FileClient {
     pub reassembly: Option<FileReassembly>,
     #[serde(default, rename = "anchor", skip_serializing_if = "Vec::is_empty")]
     pub anchors: Vec<FileAnchor>,
-    #[serde(default, rename = "traffic_class", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "traffic_class",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub traffic_classes: Vec<FileTrafficClass>,
     #[serde(default, rename = "delivery", skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<FileDelivery>,

@@ -67,12 +67,31 @@ pub enum PortKind {
 /// A validated port: the kind with its kind-specific settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Port {
-    Ring { name: String, capacity: u32 },
-    AfPacket { iface: String, queues: u16 },
-    AfXdp { iface: String, queues: u16 },
-    Tun { iface: String, mtu: u16 },
-    Udp { iface: Option<String> },
-    Dpdk { pci: String, queues: u16, rx_desc: u16, tx_desc: u16 },
+    Ring {
+        name: String,
+        capacity: u32,
+    },
+    AfPacket {
+        iface: String,
+        queues: u16,
+    },
+    AfXdp {
+        iface: String,
+        queues: u16,
+    },
+    Tun {
+        iface: String,
+        mtu: u16,
+    },
+    Udp {
+        iface: Option<String>,
+    },
+    Dpdk {
+        pci: String,
+        queues: u16,
+        rx_desc: u16,
+        tx_desc: u16,
+    },
 }
 
 impl Port {
@@ -335,7 +354,9 @@ impl Cidr {
     pub fn contains(self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {

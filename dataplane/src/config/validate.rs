@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use toml_edit::ImDocument;
 
-use super::error::{ConfigError, LineIndex, Locator, Path, Problems};
+use super::error::{one_line, ConfigError, LineIndex, Locator, Path, Problems};
 use super::file::*;
 use super::*;
 
@@ -25,7 +25,11 @@ pub(crate) fn parse(text: &str, file: &str, host: &HostInfo) -> Result<Config, C
             };
             let off = e.span().map_or(0, |s| s.start);
             let path = syntax_context(text, off);
-            let d = loc.at_offset(off, &path, format!("syntax error: {}", e.message().trim()));
+            let d = loc.at_offset(
+                off,
+                &path,
+                format!("syntax error: {}", one_line(e.message())),
+            );
             return Err(ConfigError {
                 diagnostics: vec![d],
             });
@@ -44,7 +48,10 @@ pub(crate) fn parse(text: &str, file: &str, host: &HostInfo) -> Result<Config, C
     if p.0.is_empty() {
         return Ok(cfg);
     }
-    let mut diagnostics: Vec<_> = p.0.into_iter().map(|(path, m)| loc.at_path(&path, m)).collect();
+    let mut diagnostics: Vec<_> =
+        p.0.into_iter()
+            .map(|(path, m)| loc.at_path(&path, m))
+            .collect();
     diagnostics.sort_by_key(|d| (d.line, d.column));
     Err(ConfigError { diagnostics })
 }
@@ -137,8 +144,18 @@ fn build(f: &File, host: &HostInfo, p: &mut Problems) -> Config {
     let root = Path::root();
     let node = node(p, &root.key("node"), &f.node, host);
     let ports = Ports {
-        anchor: port(p, &root.key("ports").key("anchor"), &f.ports.anchor, "anchor"),
-        delivery: port(p, &root.key("ports").key("delivery"), &f.ports.delivery, "delivery"),
+        anchor: port(
+            p,
+            &root.key("ports").key("anchor"),
+            &f.ports.anchor,
+            "anchor",
+        ),
+        delivery: port(
+            p,
+            &root.key("ports").key("delivery"),
+            &f.ports.delivery,
+            "delivery",
+        ),
     };
     let control = control(p, &root.key("control"), &f.control, node.role);
     let defaults = defaults(p, &root.key("defaults"), &f.defaults);
@@ -150,7 +167,10 @@ fn build(f: &File, host: &HostInfo, p: &mut Problems) -> Config {
         if let Some(first) = names.insert(&c.name, i) {
             p.push(
                 cp.key("name"),
-                format!("duplicate client name \"{}\" (also client[{first}])", c.name),
+                format!(
+                    "duplicate client name \"{}\" (also client[{first}])",
+                    c.name
+                ),
             );
         }
         if let Some(first) = anchors.insert(c.anchor_address, i) {
@@ -199,14 +219,16 @@ fn node(p: &mut Problems, at: &Path, n: &FileNode, host: &HostInfo) -> Node {
     if !admin_socket.is_absolute() {
         p.push(
             at.key("admin_socket"),
-            format!("must be an absolute path, got \"{}\"", admin_socket.display()),
+            format!(
+                "must be an absolute path, got \"{}\"",
+                admin_socket.display()
+            ),
         );
     }
     let workers = ranged(p, at.key("workers"), n.workers, 1, 1, 256) as u16;
-    let online = |c: u32| {
-        host.online_cpus
-            .as_ref()
-            .is_none_or_compat(|cpus| cpus.contains(&c))
+    let online = |c: u32| match &host.online_cpus {
+        None => true,
+        Some(cpus) => cpus.contains(&c),
     };
     let mut cores = Vec::new();
     if let Some(list) = &n.cores {
@@ -215,7 +237,10 @@ fn node(p: &mut Problems, at: &Path, n: &FileNode, host: &HostInfo) -> Node {
             if cores.contains(&c) {
                 p.push(at.key("cores").idx(i), format!("core {c} is listed twice"));
             } else if !online(c) {
-                p.push(at.key("cores").idx(i), format!("core {c} is not online on this host"));
+                p.push(
+                    at.key("cores").idx(i),
+                    format!("core {c} is not online on this host"),
+                );
             }
             cores.push(c);
         }
@@ -237,7 +262,10 @@ fn node(p: &mut Problems, at: &Path, n: &FileNode, host: &HostInfo) -> Node {
                 format!("core {c} is also a worker core (node.cores)"),
             );
         } else if !online(c) {
-            p.push(at.key("slow_path_core"), format!("core {c} is not online on this host"));
+            p.push(
+                at.key("slow_path_core"),
+                format!("core {c} is not online on this host"),
+            );
         }
         c
     });
@@ -248,19 +276,6 @@ fn node(p: &mut Problems, at: &Path, n: &FileNode, host: &HostInfo) -> Node {
         workers,
         cores,
         slow_path_core,
-    }
-}
-
-// `Option::is_none_or` is newer than the workspace's rust-version (1.80).
-trait IsNoneOr<T> {
-    fn is_none_or_compat(self, f: impl FnOnce(T) -> bool) -> bool;
-}
-impl<T> IsNoneOr<T> for Option<T> {
-    fn is_none_or_compat(self, f: impl FnOnce(T) -> bool) -> bool {
-        match self {
-            None => true,
-            Some(v) => f(v),
-        }
     }
 }
 
@@ -338,7 +353,10 @@ fn port(p: &mut Problems, at: &Path, f: &FilePort, side: &str) -> Port {
         PortKind::Ring => {
             let capacity = ranged(p, at.key("capacity"), f.capacity, 1024, 64, 1 << 20) as u32;
             if !capacity.is_power_of_two() {
-                p.push(at.key("capacity"), format!("must be a power of two, got {capacity}"));
+                p.push(
+                    at.key("capacity"),
+                    format!("must be a power of two, got {capacity}"),
+                );
             }
             let name = f.name.clone().unwrap_or_else(|| side.to_owned());
             non_empty(p, at.key("name"), &name);
@@ -350,7 +368,9 @@ fn port(p: &mut Problems, at: &Path, f: &FilePort, side: &str) -> Port {
             iface,
             mtu: ranged(p, at.key("mtu"), f.mtu, 1500, 576, 9216) as u16,
         },
-        PortKind::Udp => Port::Udp { iface: f.iface.clone() },
+        PortKind::Udp => Port::Udp {
+            iface: f.iface.clone(),
+        },
         PortKind::Dpdk => {
             let pci = f.pci.clone().unwrap_or_default();
             if f.pci.is_some() {
@@ -368,7 +388,10 @@ fn port(p: &mut Problems, at: &Path, f: &FilePort, side: &str) -> Port {
 
 fn control(p: &mut Problems, at: &Path, c: &FileControl, role: Role) -> Control {
     if c.address.port() == 0 {
-        p.push(at.key("address"), "port must not be 0 (WIRE.md reference: 8888)");
+        p.push(
+            at.key("address"),
+            "port must not be 0 (WIRE.md reference: 8888)",
+        );
     }
     if role == Role::CMadp && c.address.ip().is_unspecified() {
         p.push(
@@ -379,7 +402,8 @@ fn control(p: &mut Problems, at: &Path, c: &FileControl, role: Role) -> Control 
     Control { address: c.address }
 }
 
-const DEFAULT_TRAILER: u8 = TrailerFields::NH | TrailerFields::CID | TrailerFields::TC | TrailerFields::SN;
+const DEFAULT_TRAILER: u8 =
+    TrailerFields::NH | TrailerFields::CID | TrailerFields::TC | TrailerFields::SN;
 
 fn trailer_list(p: &mut Problems, at: Path, list: &[TrailerField]) -> TrailerFields {
     let mut mask = 0u8;
@@ -403,7 +427,12 @@ fn field_name(f: TrailerField) -> &'static str {
     }
 }
 
-fn trailer(p: &mut Problems, at: &Path, t: Option<&FileTrailer>, base: TrailerConfig) -> TrailerConfig {
+fn trailer(
+    p: &mut Problems,
+    at: &Path,
+    t: Option<&FileTrailer>,
+    base: TrailerConfig,
+) -> TrailerConfig {
     let Some(t) = t else { return base };
     TrailerConfig {
         downlink: t
@@ -435,8 +464,22 @@ fn reorder(p: &mut Problems, at: &Path, r: Option<&FileReorder>, base: Reorder) 
             ReorderTimeout::FixedMs(ranged(p, at.key("timeout_ms"), Some(*v), 50, 1, 60_000) as u32)
         }
     };
-    let min = ranged(p, at.key("timeout_min_ms"), r.timeout_min_ms, base.timeout_min_ms.into(), 1, 60_000) as u32;
-    let max = ranged(p, at.key("timeout_max_ms"), r.timeout_max_ms, base.timeout_max_ms.into(), 1, 60_000) as u32;
+    let min = ranged(
+        p,
+        at.key("timeout_min_ms"),
+        r.timeout_min_ms,
+        base.timeout_min_ms.into(),
+        1,
+        60_000,
+    ) as u32;
+    let max = ranged(
+        p,
+        at.key("timeout_max_ms"),
+        r.timeout_max_ms,
+        base.timeout_max_ms.into(),
+        1,
+        60_000,
+    ) as u32;
     if min > max {
         p.push(
             at.key("timeout_max_ms"),
@@ -451,12 +494,31 @@ fn reorder(p: &mut Problems, at: &Path, r: Option<&FileReorder>, base: Reorder) 
     }
 }
 
-fn reassembly(p: &mut Problems, at: &Path, r: Option<&FileReassembly>, base: Reassembly) -> Reassembly {
+fn reassembly(
+    p: &mut Problems,
+    at: &Path,
+    r: Option<&FileReassembly>,
+    base: Reassembly,
+) -> Reassembly {
     let Some(r) = r else { return base };
     Reassembly {
         slots: ranged(p, at.key("slots"), r.slots, base.slots.into(), 1, 65535) as u16,
-        timeout_ms: ranged(p, at.key("timeout_ms"), r.timeout_ms, base.timeout_ms.into(), 1, 60_000) as u32,
-        max_sdu_bytes: ranged(p, at.key("max_sdu_bytes"), r.max_sdu_bytes, base.max_sdu_bytes.into(), 576, 65535) as u16,
+        timeout_ms: ranged(
+            p,
+            at.key("timeout_ms"),
+            r.timeout_ms,
+            base.timeout_ms.into(),
+            1,
+            60_000,
+        ) as u32,
+        max_sdu_bytes: ranged(
+            p,
+            at.key("max_sdu_bytes"),
+            r.max_sdu_bytes,
+            base.max_sdu_bytes.into(),
+            576,
+            65535,
+        ) as u16,
     }
 }
 
@@ -467,7 +529,11 @@ fn adaptation(p: &mut Problems, at: Path, a: AdaptationName) -> Adaptation {
         AdaptationName::ClientNat => Adaptation::ClientNat,
         AdaptationName::PassThrough => Adaptation::PassThrough,
         AdaptationName::Ipsec | AdaptationName::Dtls => {
-            let n = if a == AdaptationName::Ipsec { "ipsec" } else { "dtls" };
+            let n = if a == AdaptationName::Ipsec {
+                "ipsec"
+            } else {
+                "dtls"
+            };
             p.push(at, format!("\"{n}\" is not supported by this build (use udp, udp-optimized, client-nat or pass-through)"));
             Adaptation::Udp
         }
@@ -505,10 +571,29 @@ fn defaults(p: &mut Problems, at: &Path, d: &FileDefaults) -> Defaults {
             },
         ),
         reorder: reorder(p, &at.key("reorder"), d.reorder.as_ref(), base_reorder),
-        reassembly: reassembly(p, &at.key("reassembly"), d.reassembly.as_ref(), base_reassembly),
+        reassembly: reassembly(
+            p,
+            &at.key("reassembly"),
+            d.reassembly.as_ref(),
+            base_reassembly,
+        ),
         probe: Probe {
-            interval_ms: ranged(p, pa.key("interval_ms"), pr.interval_ms, 1000, 10, 3_600_000) as u32,
-            keepalive_ms: ranged(p, pa.key("keepalive_ms"), pr.keepalive_ms, 1000, 10, 3_600_000) as u32,
+            interval_ms: ranged(
+                p,
+                pa.key("interval_ms"),
+                pr.interval_ms,
+                1000,
+                10,
+                3_600_000,
+            ) as u32,
+            keepalive_ms: ranged(
+                p,
+                pa.key("keepalive_ms"),
+                pr.keepalive_ms,
+                1000,
+                10,
+                3_600_000,
+            ) as u32,
             dead_after: ranged(p, pa.key("dead_after"), pr.dead_after, 3, 1, 255) as u8,
         },
     }
@@ -554,7 +639,12 @@ fn port_range(p: &mut Problems, at: Path, v: &StrOrInt) -> Option<PortRange> {
 fn cidr(p: &mut Problems, at: Path, s: &str) -> Option<Cidr> {
     let (a, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
     let Ok(addr) = a.trim().parse::<IpAddr>() else {
-        p.push(at, format!("\"{s}\" is not an address prefix (e.g. \"203.0.113.0/24\" or \"2001:db8::/32\")"));
+        p.push(
+            at,
+            format!(
+                "\"{s}\" is not an address prefix (e.g. \"203.0.113.0/24\" or \"2001:db8::/32\")"
+            ),
+        );
         return None;
     };
     let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -569,7 +659,13 @@ fn cidr(p: &mut Problems, at: Path, s: &str) -> Option<Cidr> {
     let c = Cidr { addr, prefix_len };
     // A prefix with host bits set is almost always a typo for a different prefix.
     if !c.contains(addr) || masked(c) != addr {
-        p.push(at, format!("\"{s}\" has host bits set (did you mean \"{}/{prefix_len}\"?)", masked(c)));
+        p.push(
+            at,
+            format!(
+                "\"{s}\" has host bits set (did you mean \"{}/{prefix_len}\"?)",
+                masked(c)
+            ),
+        );
     }
     Some(c)
 }
@@ -577,11 +673,15 @@ fn cidr(p: &mut Problems, at: Path, s: &str) -> Option<Cidr> {
 fn masked(c: Cidr) -> IpAddr {
     match c.addr {
         IpAddr::V4(a) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(c.prefix_len)).unwrap_or(0);
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(c.prefix_len))
+                .unwrap_or(0);
             IpAddr::V4((u32::from(a) & m).into())
         }
         IpAddr::V6(a) => {
-            let m = u128::MAX.checked_shl(128 - u32::from(c.prefix_len)).unwrap_or(0);
+            let m = u128::MAX
+                .checked_shl(128 - u32::from(c.prefix_len))
+                .unwrap_or(0);
             IpAddr::V6((u128::from(a) & m).into())
         }
     }
@@ -597,8 +697,15 @@ fn traffic_class(
     let anchor = match t.anchor {
         None => client.anchors.first().map_or(0, |a| a.connection_id),
         Some(a) => {
-            if !client.anchors.iter().any(|x| i64::from(x.connection_id) == a) {
-                p.push(at.key("anchor"), format!("no [[client.anchor]] with connection_id = {a}"));
+            if !client
+                .anchors
+                .iter()
+                .any(|x| i64::from(x.connection_id) == a)
+            {
+                p.push(
+                    at.key("anchor"),
+                    format!("no [[client.anchor]] with connection_id = {a}"),
+                );
             }
             u16::try_from(a).unwrap_or(0)
         }
@@ -621,18 +728,36 @@ fn traffic_class(
             n
         }
     };
-    let remote = m.remote.as_deref().and_then(|s| cidr(p, mp.key("remote"), s));
-    let remote_port = m.remote_port.as_ref().and_then(|v| port_range(p, mp.key("remote_port"), v));
-    let client_port = m.client_port.as_ref().and_then(|v| port_range(p, mp.key("client_port"), v));
-    for (key, given) in [("remote_port", &m.remote_port), ("client_port", &m.client_port)] {
+    let remote = m
+        .remote
+        .as_deref()
+        .and_then(|s| cidr(p, mp.key("remote"), s));
+    let remote_port = m
+        .remote_port
+        .as_ref()
+        .and_then(|v| port_range(p, mp.key("remote_port"), v));
+    let client_port = m
+        .client_port
+        .as_ref()
+        .and_then(|v| port_range(p, mp.key("client_port"), v));
+    for (key, given) in [
+        ("remote_port", &m.remote_port),
+        ("client_port", &m.client_port),
+    ] {
         if given.is_some() && !matches!(protocol, Some(6 | 17 | 132)) {
-            p.push(mp.key(key), "ports need protocol = \"tcp\", \"udp\" or \"sctp\"");
+            p.push(
+                mp.key(key),
+                "ports need protocol = \"tcp\", \"udp\" or \"sctp\"",
+            );
         }
     }
     let deliveries = t.deliveries.as_ref().map(|list| {
         let mut out: Vec<u8> = Vec::new();
         if list.is_empty() {
-            p.push(at.key("deliveries"), "must not be empty (omit it to allow every delivery connection)");
+            p.push(
+                at.key("deliveries"),
+                "must not be empty (omit it to allow every delivery connection)",
+            );
         }
         for (i, &d) in list.iter().enumerate() {
             let dp = at.key("deliveries").idx(i);
@@ -674,7 +799,12 @@ fn endpoint(p: &mut Problems, at: Path, s: &str, adaptation: Adaptation) -> Opti
         match s.parse::<IpAddr>() {
             Ok(a) => Some(Endpoint::Ip(a)),
             Err(_) => {
-                p.push(at, format!("\"{s}\" is not an IP address (client-nat and pass-through take no port)"));
+                p.push(
+                    at,
+                    format!(
+                        "\"{s}\" is not an IP address (client-nat and pass-through take no port)"
+                    ),
+                );
                 None
             }
         }
@@ -694,11 +824,17 @@ fn delivery(
     let name = d.name.clone().unwrap_or_else(|| format!("dc{id}"));
     non_empty(p, at.key("name"), &name);
     iface_name(p, at.key("iface"), &d.iface);
-    let adaptation = d
-        .adaptation
-        .map_or(defaults.adaptation, |a| adaptation(p, at.key("adaptation"), a));
-    let local = d.local.as_deref().and_then(|s| endpoint(p, at.key("local"), s, adaptation));
-    let remote = d.remote.as_deref().and_then(|s| endpoint(p, at.key("remote"), s, adaptation));
+    let adaptation = d.adaptation.map_or(defaults.adaptation, |a| {
+        adaptation(p, at.key("adaptation"), a)
+    });
+    let local = d
+        .local
+        .as_deref()
+        .and_then(|s| endpoint(p, at.key("local"), s, adaptation));
+    let remote = d
+        .remote
+        .as_deref()
+        .and_then(|s| endpoint(p, at.key("remote"), s, adaptation));
     // Which endpoint must be known in advance depends on who starts talking.
     match (role, adaptation.is_udp()) {
         (Role::NMadp, true) if d.local.is_none() => p.push(
@@ -725,7 +861,10 @@ fn delivery(
     }
     if let (Some(l), Some(r)) = (local, remote) {
         if l.ip().is_ipv4() != r.ip().is_ipv4() {
-            p.push(at.key("remote"), format!("{r} and local {l} are of different address families"));
+            p.push(
+                at.key("remote"),
+                format!("{r} and local {l} are of different address families"),
+            );
         }
     }
     // The MTU is of the delivery path, so it follows the endpoints' family (or the anchor's).
@@ -741,8 +880,15 @@ fn delivery(
     let mtu = if (lo..=9216).contains(&mtu) {
         mtu as u16
     } else {
-        let at = if d.mtu.is_some() { at.key("mtu") } else { Path::root().key("defaults").key("mtu") };
-        p.push(at, format!("must be in {lo}..=9216 for an {fam} delivery connection, got {mtu}"));
+        let at = if d.mtu.is_some() {
+            at.key("mtu")
+        } else {
+            Path::root().key("defaults").key("mtu")
+        };
+        p.push(
+            at,
+            format!("must be in {lo}..=9216 for an {fam} delivery connection, got {mtu}"),
+        );
         1500
     };
     let trailer = if client.convergence == Convergence::Gre {
@@ -764,9 +910,18 @@ fn delivery(
         }
         t
     };
-    let priority = ranged(p, at.key("priority"), d.priority, index.min(255) as i64, 0, 255) as u8;
+    let priority = ranged(
+        p,
+        at.key("priority"),
+        d.priority,
+        index.min(255) as i64,
+        0,
+        255,
+    ) as u8;
     let weight = ranged(p, at.key("weight"), d.weight, 1, 1, 65535) as u16;
-    let rate_mbps = d.rate_mbps.map(|r| ranged(p, at.key("rate_mbps"), Some(r), 1, 1, 1_000_000) as u32);
+    let rate_mbps = d
+        .rate_mbps
+        .map(|r| ranged(p, at.key("rate_mbps"), Some(r), 1, 1, 1_000_000) as u32);
     DeliveryConnection {
         id,
         name,
@@ -786,7 +941,10 @@ fn client(p: &mut Problems, at: &Path, c: &FileClient, defaults: &Defaults, role
     non_empty(p, at.key("name"), &c.name);
     let a = c.anchor_address;
     if a.is_unspecified() || a.is_multicast() {
-        p.push(at.key("anchor_address"), format!("{a} cannot be a client's anchor address"));
+        p.push(
+            at.key("anchor_address"),
+            format!("{a} cannot be a client's anchor address"),
+        );
     }
     let mut out = Client {
         name: c.name.clone(),
@@ -794,7 +952,12 @@ fn client(p: &mut Problems, at: &Path, c: &FileClient, defaults: &Defaults, role
         steering: c.steering.unwrap_or(defaults.steering),
         convergence: c.convergence.unwrap_or(defaults.convergence),
         reorder: reorder(p, &at.key("reorder"), c.reorder.as_ref(), defaults.reorder),
-        reassembly: reassembly(p, &at.key("reassembly"), c.reassembly.as_ref(), defaults.reassembly),
+        reassembly: reassembly(
+            p,
+            &at.key("reassembly"),
+            c.reassembly.as_ref(),
+            defaults.reassembly,
+        ),
         anchors: Vec::new(),
         traffic_classes: Vec::new(),
         deliveries: Vec::new(),
@@ -802,19 +965,34 @@ fn client(p: &mut Problems, at: &Path, c: &FileClient, defaults: &Defaults, role
     // Anchor connections: draft-04 §4.2.1 (one-octet Connection ID), §4.4.1 (GRE key low 16
     // bits, 0xFFFF meaning "none specified").
     if c.anchors.is_empty() {
-        p.push(at.key("anchor"), "a client needs at least one [[client.anchor]]");
+        p.push(
+            at.key("anchor"),
+            "a client needs at least one [[client.anchor]]",
+        );
     }
     let (hi, why) = match out.convergence {
-        Convergence::Trailer => (255, "the trailer's Connection ID is one octet, draft-04 §4.2.1"),
-        Convergence::Gre => (65534, "the GRE key's low 16 bits, 0xFFFF meaning none, draft-04 §4.4.1"),
+        Convergence::Trailer => (
+            255,
+            "the trailer's Connection ID is one octet, draft-04 §4.2.1",
+        ),
+        Convergence::Gre => (
+            65534,
+            "the GRE key's low 16 bits, 0xFFFF meaning none, draft-04 §4.4.1",
+        ),
     };
     for (i, an) in c.anchors.iter().enumerate() {
         let ap = at.key("anchor").idx(i);
         let id = an.connection_id;
         if !(0..=hi).contains(&id) {
-            p.push(ap.key("connection_id"), format!("must be in 0..={hi} ({why}), got {id}"));
+            p.push(
+                ap.key("connection_id"),
+                format!("must be in 0..={hi} ({why}), got {id}"),
+            );
         } else if out.anchors.iter().any(|x| i64::from(x.connection_id) == id) {
-            p.push(ap.key("connection_id"), format!("duplicate connection_id {id}"));
+            p.push(
+                ap.key("connection_id"),
+                format!("duplicate connection_id {id}"),
+            );
         }
         if let Some(n) = &an.name {
             non_empty(p, ap.key("name"), n);
@@ -826,20 +1004,41 @@ fn client(p: &mut Problems, at: &Path, c: &FileClient, defaults: &Defaults, role
     }
     // Delivery connections.
     if c.deliveries.is_empty() {
-        p.push(at.key("delivery"), "a client needs at least one [[client.delivery]]");
+        p.push(
+            at.key("delivery"),
+            "a client needs at least one [[client.delivery]]",
+        );
     }
     for (i, d) in c.deliveries.iter().enumerate() {
         let dp = at.key("delivery").idx(i);
         let dc = delivery(p, &dp, d, i, defaults, &out, role);
         if let Some(j) = out.deliveries.iter().position(|x| x.id == dc.id) {
-            p.push(dp.key("id"), format!("duplicate delivery id {} (also delivery[{j}])", dc.id));
+            p.push(
+                dp.key("id"),
+                format!("duplicate delivery id {} (also delivery[{j}])", dc.id),
+            );
         }
-        if let Some(j) = out.deliveries.iter().position(|x| x.name == dc.name) {
-            p.push(dp.key("name"), format!("duplicate delivery name \"{}\" (also delivery[{j}])", dc.name));
+        // (A defaulted name repeats only with a repeated id, already reported.)
+        if let Some(j) = out
+            .deliveries
+            .iter()
+            .position(|x| x.name == dc.name && x.id != dc.id)
+        {
+            p.push(
+                dp.key("name"),
+                format!(
+                    "duplicate delivery name \"{}\" (also delivery[{j}])",
+                    dc.name
+                ),
+            );
         }
         // Without `remote`, an uplink PDU is matched to its delivery connection by the local
         // endpoint it arrived on; two connections cannot share one.
-        if role == Role::NMadp && dc.adaptation.is_udp() && dc.remote.is_none() && dc.local.is_some() {
+        if role == Role::NMadp
+            && dc.adaptation.is_udp()
+            && dc.remote.is_none()
+            && dc.local.is_some()
+        {
             if let Some(j) = out
                 .deliveries
                 .iter()
@@ -855,7 +1054,13 @@ fn client(p: &mut Problems, at: &Path, c: &FileClient, defaults: &Defaults, role
         let tp = at.key("traffic_class").idx(i);
         let tc = traffic_class(p, &tp, t, &out);
         if let Some(j) = out.traffic_classes.iter().position(|x| x.id == tc.id) {
-            p.push(tp.key("id"), format!("duplicate traffic class id {} (also traffic_class[{j}])", tc.id));
+            p.push(
+                tp.key("id"),
+                format!(
+                    "duplicate traffic class id {} (also traffic_class[{j}])",
+                    tc.id
+                ),
+            );
         }
         out.traffic_classes.push(tc);
     }
@@ -871,14 +1076,21 @@ fn check_steering(p: &mut Problems, at: &Path, c: &FileClient, out: &Client) {
     if let Some(m) = modes.iter().find(|m| m.uses_priority()) {
         let set = c.deliveries.iter().filter(|d| d.priority.is_some()).count();
         if set != 0 && set != c.deliveries.len() {
-            let i = c.deliveries.iter().position(|d| d.priority.is_none()).unwrap_or(0);
+            let i = c
+                .deliveries
+                .iter()
+                .position(|d| d.priority.is_none())
+                .unwrap_or(0);
             p.push(
                 at.key("delivery").idx(i).key("priority"),
                 format!("steering = \"{}\" orders delivery connections by priority: set it on all of them, or on none (file order)", mode_name(*m)),
             );
         } else {
             for (i, d) in out.deliveries.iter().enumerate() {
-                if let Some(j) = out.deliveries[..i].iter().position(|x| x.priority == d.priority) {
+                if let Some(j) = out.deliveries[..i]
+                    .iter()
+                    .position(|x| x.priority == d.priority)
+                {
                     p.push(
                         at.key("delivery").idx(i).key("priority"),
                         format!("priority {} is also delivery[{j}]'s: steering = \"{}\" needs a strict order", d.priority, mode_name(*m)),
@@ -892,9 +1104,16 @@ fn check_steering(p: &mut Problems, at: &Path, c: &FileClient, out: &Client) {
     }
     for (i, d) in out.deliveries.iter().enumerate() {
         let dp = at.key("delivery").idx(i);
-        for (dir, mask) in [("downlink", d.trailer.downlink), ("uplink", d.trailer.uplink)] {
+        for (dir, mask) in [
+            ("downlink", d.trailer.downlink),
+            ("uplink", d.trailer.uplink),
+        ] {
             let tp = if c.deliveries[i].trailer.as_ref().is_some_and(|t| {
-                if dir == "downlink" { t.downlink.is_some() } else { t.uplink.is_some() }
+                if dir == "downlink" {
+                    t.downlink.is_some()
+                } else {
+                    t.uplink.is_some()
+                }
             }) {
                 dp.key("trailer").key(dir)
             } else {
@@ -990,7 +1209,12 @@ fn file_port(port: &Port) -> FilePort {
             f.mtu = Some((*mtu).into());
         }
         Port::Udp { iface } => f.iface = iface.clone(),
-        Port::Dpdk { pci, queues, rx_desc, tx_desc } => {
+        Port::Dpdk {
+            pci,
+            queues,
+            rx_desc,
+            tx_desc,
+        } => {
             f.pci = Some(pci.clone());
             f.queues = Some((*queues).into());
             f.rx_desc = Some((*rx_desc).into());
@@ -1008,7 +1232,8 @@ pub(crate) fn to_file(c: &Config) -> File {
             name: c.node.name.clone(),
             admin_socket: Some(c.node.admin_socket.display().to_string()),
             workers: Some(c.node.workers.into()),
-            cores: (!c.node.cores.is_empty()).then(|| c.node.cores.iter().map(|&x| x.into()).collect()),
+            cores: (!c.node.cores.is_empty())
+                .then(|| c.node.cores.iter().map(|&x| x.into()).collect()),
             slow_path_core: c.node.slow_path_core.map(Into::into),
         },
         ports: FilePorts {
@@ -1059,14 +1284,21 @@ fn file_client(c: &Client) -> FileClient {
                 id: t.id.into(),
                 anchor: Some(t.anchor.into()),
                 rule: FileMatch {
-                    dscp: (!t.rule.dscp.is_empty()).then(|| t.rule.dscp.iter().map(|&x| x.into()).collect()),
+                    dscp: (!t.rule.dscp.is_empty())
+                        .then(|| t.rule.dscp.iter().map(|&x| x.into()).collect()),
                     protocol: t.rule.protocol.map(|n| StrOrInt::Int(n.into())),
-                    remote: t.rule.remote.map(|r| format!("{}/{}", r.addr, r.prefix_len)),
+                    remote: t
+                        .rule
+                        .remote
+                        .map(|r| format!("{}/{}", r.addr, r.prefix_len)),
                     remote_port: t.rule.remote_port.map(file_range),
                     client_port: t.rule.client_port.map(file_range),
                 },
                 steering: Some(t.steering),
-                deliveries: t.deliveries.as_ref().map(|v| v.iter().map(|&x| x.into()).collect()),
+                deliveries: t
+                    .deliveries
+                    .as_ref()
+                    .map(|v| v.iter().map(|&x| x.into()).collect()),
             })
             .collect(),
         deliveries: c
