@@ -1,3 +1,4 @@
 //! The N-MADP / C-MADP runtime and its tools.
+pub mod config;
 pub mod decode;
 pub mod ports;
