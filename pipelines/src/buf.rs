@@ -84,7 +84,11 @@ impl HeapBuf {
     /// capacity (more if `data` needs it, always leaving 64 bytes of tailroom).
     pub fn from_slice(data: &[u8]) -> Self {
         let capacity = DEFAULT_CAPACITY.max(DEFAULT_HEADROOM + data.len() + 64);
-        Self::with_room(data, DEFAULT_HEADROOM, capacity - DEFAULT_HEADROOM - data.len())
+        Self::with_room(
+            data,
+            DEFAULT_HEADROOM,
+            capacity - DEFAULT_HEADROOM - data.len(),
+        )
     }
 
     /// A buffer holding a copy of `data` with exactly `headroom` and `tailroom` free bytes.
