@@ -274,6 +274,10 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             self.skip_to(sn, &mut out);
             self.drain(&mut out);
             self.prune();
+            // `sn` was held, so it has just been released and pruned; guard the loop anyway.
+            if self.arrivals.front().is_some_and(|&(_, f)| f == sn) {
+                self.arrivals.pop_front();
+            }
         }
         (self.stats.delivered - before) as usize
     }
@@ -566,6 +570,23 @@ mod tests {
             [PushOutcome::Duplicate]
         );
         assert_eq!(push_all(&mut b, &[996], 0, &mut got), [PushOutcome::Late]);
+    }
+
+    #[test]
+    fn bulk_skip_marks_skipped_sns_late_not_duplicate() {
+        let mut b = Buf::new(cfg(4, MS));
+        let mut got = vec![];
+        push_all(&mut b, &[0, 2, 3, 4], 0, &mut got);
+        // expected 1; 11 moves the window to 8..=11: 1 skipped, 2..=4 released, 5..=7 skipped
+        // in bulk (their history bits reuse those of 2..=4).
+        push_all(&mut b, &[11], 0, &mut got);
+        assert_eq!(got, [0, 2, 3, 4]);
+        assert_eq!(b.expected(), Some(Sn16(8)));
+        use PushOutcome::*;
+        assert_eq!(
+            push_all(&mut b, &[7, 6, 5, 4], 0, &mut got),
+            [Late, Late, Late, Duplicate]
+        );
     }
 
     #[test]
