@@ -79,6 +79,26 @@ drop_reasons! {
     NotMxPdu => "not_mx_pdu",
     /// MX fragment handed to a path that expects whole SDUs, or a fragment that cannot be made.
     MxFragment => "mx_fragment",
+    /// Reorder buffer: the SN was already delivered or is already held (draft-04 §4.2.1).
+    ReorderDuplicate => "reorder_duplicate",
+    /// Reorder buffer: the SN was given up on (timeout or window advance) before it arrived.
+    ReorderLate => "reorder_late",
+    /// MX reassembly: a fragment with this offset was already received (draft-04 §4.2.2).
+    ReassemblyDuplicate => "reassembly_duplicate",
+    /// MX reassembly: the fragment contradicts the known last fragment (a second, different
+    /// last fragment, or a last fragment before an already received offset).
+    ReassemblyOverlap => "reassembly_overlap",
+    /// MX reassembly: offset above 127, beyond the known last fragment, or an empty non-last
+    /// fragment.
+    ReassemblyOutOfRange => "reassembly_out_of_range",
+    /// MX reassembly: the SDU would exceed the per-SDU buffer.
+    ReassemblyTooBig => "reassembly_too_big",
+    /// MX reassembly: every slot is busy and none has expired.
+    ReassemblyNoSlot => "reassembly_no_slot",
+    /// MX reassembly: the fragment would exceed the memory cap across all slots.
+    ReassemblyMemoryFull => "reassembly_memory_full",
+    /// MX reassembly: an incomplete SDU timed out (counted per SDU by `poll`).
+    ReassemblyTimeout => "reassembly_timeout",
 }
 
 impl core::fmt::Display for DropReason {
