@@ -3,6 +3,7 @@
 //! [`PacketBuf`]s. Buffers come from and return to a [`BufPool`] owned by the calling worker, so
 //! the fast path allocates nothing once warm.
 
+pub mod af_packet;
 pub mod ring;
 
 use pipelines::{HeapBuf, PacketBuf};
