@@ -179,6 +179,79 @@ impl PacketBuf for HeapBuf {
     }
 }
 
+/// A source of empty packet buffers, owned by one worker (no locking).
+pub trait BufPool<B: PacketBuf> {
+    /// An empty buffer with the pool's default headroom, or `None` when exhausted.
+    fn alloc(&mut self) -> Option<B>;
+    /// Returns a buffer to the pool.
+    fn free(&mut self, buf: B);
+}
+
+/// A pool of [`HeapBuf`]s: a free list that grows to `limit` buffers and then refuses, like a
+/// DPDK mempool of fixed size.
+#[derive(Debug)]
+pub struct HeapPool {
+    free: Vec<HeapBuf>,
+    headroom: usize,
+    capacity: usize,
+    allocated: usize,
+    limit: usize,
+}
+
+impl HeapPool {
+    /// A pool of at most `limit` buffers of `capacity` bytes with `headroom` bytes of headroom,
+    /// `prealloc` of them allocated now.
+    pub fn new(limit: usize, prealloc: usize, headroom: usize, capacity: usize) -> Self {
+        let prealloc = prealloc.min(limit);
+        HeapPool {
+            free: (0..prealloc)
+                .map(|_| HeapBuf::new(headroom, capacity))
+                .collect(),
+            headroom,
+            capacity,
+            allocated: prealloc,
+            limit,
+        }
+    }
+
+    /// Buffers ever created by this pool (in use + free).
+    pub fn allocated(&self) -> usize {
+        self.allocated
+    }
+
+    /// Buffers currently free in the pool.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+}
+
+impl Default for HeapPool {
+    fn default() -> Self {
+        HeapPool::new(8192, 128, DEFAULT_HEADROOM, DEFAULT_CAPACITY)
+    }
+}
+
+impl BufPool<HeapBuf> for HeapPool {
+    fn alloc(&mut self) -> Option<HeapBuf> {
+        if let Some(mut b) = self.free.pop() {
+            b.reset(self.headroom);
+            return Some(b);
+        }
+        if self.allocated < self.limit {
+            self.allocated += 1;
+            return Some(HeapBuf::new(self.headroom, self.capacity));
+        }
+        None
+    }
+
+    fn free(&mut self, buf: HeapBuf) {
+        // Buffers of another geometry (e.g. from another pool) are simply dropped.
+        if buf.capacity() == self.capacity && self.free.len() < self.limit {
+            self.free.push(buf);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
