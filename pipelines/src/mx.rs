@@ -200,7 +200,7 @@ impl<'a> MxPdu<'a> {
         };
         let sdu_count = count_sdus(&data[..payload_len], first)?;
         Ok(MxPdu {
-            bytes: &data[..],
+            bytes: data,
             ip,
             trailer,
             payload_len,
