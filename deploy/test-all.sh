@@ -63,7 +63,8 @@ install_deps() {
 }
 
 vectors() {
-    cargo build --release -q -p dataplane --bin nmadp || return 1
+    # The debug binary: already built by the integration tests, so this costs nothing.
+    cargo build -q -p dataplane --bin nmadp || return 1
     local files=("$ROOT"/pipelines/tests/data/*.jsonl)
     if [ -x "$SHARED/tools/check-vectors" ] || [ -f "$SHARED/tools/check-vectors" ]; then
         # The shared checker and the shared vectors, when present, are the independent reference.
@@ -71,7 +72,7 @@ vectors() {
         local shared_files=("$SHARED"/vectors/*.jsonl)
         shopt -u nullglob
         [ ${#shared_files[@]} -gt 0 ] && files=("${shared_files[@]}")
-        python3 "$SHARED/tools/check-vectors" "$ROOT/target/release/nmadp" "${files[@]}"
+        python3 "$SHARED/tools/check-vectors" "$ROOT/target/debug/nmadp" "${files[@]}"
     else
         echo "no $SHARED/tools/check-vectors: the vectors still run in the cargo tests"
     fi
