@@ -20,7 +20,12 @@ use crate::wire::mx_trailer::MxTrailer;
 /// Pass the length of the trailer the PDU will carry with the SDU added ([`trailer_len`]: FSL
 /// appears in the default layout once there are two SDUs). The PDU is also kept within 65535
 /// bytes, the most an IP length field (or a UDP datagram) can describe.
-pub fn fits(pdu_payload_len: usize, sdu_len: usize, trailer_len: usize, max_pdu_len: usize) -> bool {
+pub fn fits(
+    pdu_payload_len: usize,
+    sdu_len: usize,
+    trailer_len: usize,
+    max_pdu_len: usize,
+) -> bool {
     pdu_payload_len
         .checked_add(sdu_len)
         .and_then(|n| n.checked_add(trailer_len))
@@ -97,7 +102,11 @@ pub fn concatenate<B: PacketBuf>(
     };
     let (first_len, upper, version) = {
         let ip = IpPacket::new_checked(first.data()).map_err(|e| e.reason)?;
-        (ip.total_len(), ip.upper_layer().map_err(|e| e.reason)?, ip.version())
+        (
+            ip.total_len(),
+            ip.upper_layer().map_err(|e| e.reason)?,
+            ip.version(),
+        )
     };
     let fsl = u16::try_from(first_len).map_err(|_| DropReason::MxTrailerLength)?;
     let t = concat_trailer(trailer, upper.protocol, fsl, k, header_optimization);
@@ -290,7 +299,9 @@ mod tests {
             assert_eq!((s.offset, s.len), (at, orig.len()), "SDU {i}");
             at += s.len;
             let k = sdus.len() as u16;
-            let want = t.sequence_number.map(|last| last.wrapping_sub(k - 1 - i as u16));
+            let want = t
+                .sequence_number
+                .map(|last| last.wrapping_sub(k - 1 - i as u16));
             assert_eq!(s.sequence_number, want, "SN of SDU {i}");
         }
         let s = mx::strip_trailer(&mut pdu, o).unwrap();
@@ -349,7 +360,11 @@ mod tests {
         t.first_sdu_length = Some(999);
         let mut v = bufs(&mut p, &sdus);
         let pdu = concatenate(&mut v, &t, true, &mut p).unwrap();
-        assert_eq!(&pdu.data()[..50], &sdus[0][..], "IP header byte for byte unchanged");
+        assert_eq!(
+            &pdu.data()[..50],
+            &sdus[0][..],
+            "IP header byte for byte unchanged"
+        );
         assert_eq!(&pdu.data()[50..82], &sdus[1][..]);
         let tr = MxTrailer::parse(pdu.data()).unwrap();
         assert_eq!(tr.first_sdu_length, None);
@@ -413,7 +428,10 @@ mod tests {
     #[test]
     fn concatenate_rejects_a_bad_sdu_and_an_empty_list() {
         let mut p = pool(16);
-        let mut v = vec![buf_from(&mut p, &ip4(3, 1, 17)), buf_from(&mut p, &[0x45, 0, 0])];
+        let mut v = vec![
+            buf_from(&mut p, &ip4(3, 1, 17)),
+            buf_from(&mut p, &[0x45, 0, 0]),
+        ];
         let before = v.clone();
         assert_eq!(
             concatenate(&mut v, &template(1), false, &mut p),
@@ -443,7 +461,7 @@ mod tests {
     #[test]
     fn disaggregate_rejects_a_corrupted_inner_length() {
         let mut p = pool(16);
-        let sdus = vec![ip4(20, 1, 17), ip4(20, 2, 17), ip4(20, 3, 17)];
+        let sdus = [ip4(20, 1, 17), ip4(20, 2, 17), ip4(20, 3, 17)];
         for (at, value) in [(40 + 2, 200u16), (40 + 2, 10), (80 + 2, 39), (80 + 2, 41)] {
             let mut bytes = sdus.concat();
             bytes[at..at + 2].copy_from_slice(&value.to_be_bytes());
@@ -472,7 +490,7 @@ mod tests {
     #[test]
     fn disaggregate_pool_exhaustion_returns_every_buffer() {
         let mut p = pool(3);
-        let sdus = vec![ip4(20, 1, 17), ip4(20, 2, 17), ip4(20, 3, 17), ip4(1, 4, 6)];
+        let sdus = [ip4(20, 1, 17), ip4(20, 2, 17), ip4(20, 3, 17), ip4(1, 4, 6)];
         let b = buf_from(&mut p, &sdus.concat());
         let mut out = vec![HeapBuf::from_slice(&[1])];
         assert_eq!(
@@ -486,7 +504,7 @@ mod tests {
     #[test]
     fn disaggregate_appends_after_existing_entries_in_order() {
         let mut p = pool(8);
-        let sdus = vec![ip4(3, 1, 17), ip6(4, 2, 17, false)];
+        let sdus = [ip4(3, 1, 17), ip6(4, 2, 17, false)];
         let b = buf_from(&mut p, &sdus.concat());
         let mut out = vec![HeapBuf::from_slice(&[9])];
         assert_eq!(disaggregate(b, 2, &mut p, &mut out), Ok(2));

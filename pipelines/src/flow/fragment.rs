@@ -495,14 +495,22 @@ pub(crate) mod tests {
             assert!(f.len() <= max);
             let ip = ipv4::Packet::new_checked(&f[..]).unwrap();
             assert_eq!(ip.next_header(), PROTOCOL_MX, "SHOULD be changed to 114");
-            assert_eq!(ip.total_len(), f.len(), "length of the MX PDU, trailer included");
+            assert_eq!(
+                ip.total_len(),
+                f.len(),
+                "length of the MX PDU, trailer included"
+            );
             assert!(ip.verify_checksum());
             // Everything else is copied: identification, TTL, addresses.
             assert_eq!(&f[4..9], &sdu[4..9]);
             assert_eq!(&f[12..20], &sdu[12..20]);
             let tr = MxTrailer::parse(f).unwrap();
             assert_eq!(tr.next_header, Some(17), "Next Header = the SDU's protocol");
-            assert_eq!(tr.sequence_number, Some(5), "every fragment has the SDU's SN");
+            assert_eq!(
+                tr.sequence_number,
+                Some(5),
+                "every fragment has the SDU's SN"
+            );
             assert_eq!((tr.connection_id, tr.traffic_class), (Some(3), Some(1)));
         }
         // Pieces of equal size except the last: 90 = 30 + 30 + 30 (ceil(90/3)).
@@ -541,13 +549,23 @@ pub(crate) mod tests {
         let r = fragment_sdu(sdu, max, &t, &mut p, &mut out);
         assert_eq!(r, Err(DropReason::MxFragment));
         assert!(out.is_empty());
-        assert_eq!(p.available(), p.allocated(), "the SDU went back to the pool");
+        assert_eq!(
+            p.available(),
+            p.allocated(),
+            "the SDU went back to the pool"
+        );
         // Exactly 128 works, and the last offset is 127.
         let sdu = ip4(128, 6, 17);
         let (sent, stripped) = send(&sdu, max, &t, &mut p);
         assert_eq!(sent.len(), 128);
         let last = MxTrailer::parse(&sent[127]).unwrap().fragment_control;
-        assert_eq!(last, Some(FragmentControl { more: false, offset: 127 }));
+        assert_eq!(
+            last,
+            Some(FragmentControl {
+                more: false,
+                offset: 127
+            })
+        );
         let order: Vec<usize> = (0..128).rev().collect();
         assert_eq!(receive(stripped, &order, &mut p), sdu);
     }
@@ -558,7 +576,11 @@ pub(crate) mod tests {
         assert_eq!(fragments_needed(100, 20, 6, 20), None);
         assert_eq!(fragments_needed(100, 20, 6, 27), Some(80));
         assert_eq!(fragments_needed(200, 20, 6, 27), None, "180 fragments");
-        assert_eq!(fragments_needed(10, 20, 6, 1500), None, "shorter than its header");
+        assert_eq!(
+            fragments_needed(10, 20, 6, 1500),
+            None,
+            "shorter than its header"
+        );
     }
 
     #[test]
@@ -566,11 +588,18 @@ pub(crate) mod tests {
         let mut p = pool(16);
         let sdu = ip4(40, 7, 17);
         let t = template(2);
-        assert_eq!(fragments_needed(60, 20, fragment_trailer_len(&t), 1500), Some(1));
+        assert_eq!(
+            fragments_needed(60, 20, fragment_trailer_len(&t), 1500),
+            Some(1)
+        );
         let (sent, stripped) = send(&sdu, 1500, &t, &mut p);
         assert_eq!(sent.len(), 1);
         let pdu = MxPdu::parse(&sent[0], PduOptions::default()).unwrap();
-        assert_eq!((pdu.fragment(), pdu.sdu_count), (None, 1), "FC 0: whole SDU");
+        assert_eq!(
+            (pdu.fragment(), pdu.sdu_count),
+            (None, 1),
+            "FC 0: whole SDU"
+        );
         assert_eq!(stripped[0].0.data(), &sdu[..], "strip_trailer restores it");
     }
 
@@ -622,7 +651,11 @@ pub(crate) mod tests {
         let before = p.available();
         let again = reassemble(&mut r, KEY, 3, fc, 17, b0.clone(), 1, &mut p, &mut scratch);
         assert_eq!(again, Err(DropReason::ReassemblyDuplicate));
-        assert_eq!(p.available(), before + 1, "the fragment went back to the pool");
+        assert_eq!(
+            p.available(),
+            before + 1,
+            "the fragment went back to the pool"
+        );
     }
 
     #[test]
@@ -688,7 +721,17 @@ pub(crate) mod tests {
         let mut results = Vec::new();
         for (b, t) in stripped {
             let fc = t.fragment_control.unwrap();
-            results.push(reassemble(&mut r, KEY, 8, fc, 17, b, 0, &mut p, &mut scratch));
+            results.push(reassemble(
+                &mut r,
+                KEY,
+                8,
+                fc,
+                17,
+                b,
+                0,
+                &mut p,
+                &mut scratch,
+            ));
         }
         assert_eq!(results, vec![Ok(None), Err(DropReason::PoolExhausted)]);
         for b in held {
