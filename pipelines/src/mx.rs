@@ -705,6 +705,59 @@ mod tests {
     }
 
     #[test]
+    fn fit_ip_len_makes_a_stale_length_describe_the_buffer() {
+        // IPv4 whose length still counts 5 trailer bytes that were cut off.
+        let mut v = udp4(12, 11);
+        let total = v.len() as u16 + 5;
+        ipv4::Packet::new_unchecked(&mut v[..]).set_total_len_incremental(total);
+        let u = fit_ip_len(&mut v).unwrap();
+        assert_eq!(
+            (u.protocol, u.offset, u.next_header_field_offset),
+            (17, 20, 9)
+        );
+        let p = ipv4::Packet::new_checked(&v[..]).unwrap();
+        assert_eq!(p.total_len(), v.len());
+        assert!(p.verify_checksum());
+        assert_eq!(v, udp4(12, 11), "the same bytes as the original");
+        // IPv6 behind a Destination Options header.
+        let mut v6 = udp6(8);
+        v6[6] = 60;
+        v6.splice(40..40, [17u8, 0, 0, 0, 0, 0, 0, 0]);
+        let u = fit_ip_len(&mut v6).unwrap();
+        assert_eq!(
+            (u.protocol, u.offset, u.next_header_field_offset),
+            (17, 48, 40)
+        );
+        assert_eq!(
+            usize::from(u16::from_be_bytes([v6[4], v6[5]])),
+            v6.len() - 40
+        );
+        // Rejections leave the bytes unchanged.
+        let mut bad = v6.clone();
+        bad[41] = 200; // extension header longer than the packet
+        let before = bad.clone();
+        assert_eq!(
+            fit_ip_len(&mut bad).unwrap_err().reason,
+            DropReason::Ipv6ExtensionHeader
+        );
+        assert_eq!(bad, before);
+        let mut long = vec![0x45u8; 70_000];
+        assert_eq!(
+            fit_ip_len(&mut long).unwrap_err().reason,
+            DropReason::Ipv4TotalLength
+        );
+        assert_eq!(
+            fit_ip_len(&mut [0x45; 10]).unwrap_err().reason,
+            DropReason::Truncated
+        );
+        assert_eq!(
+            fit_ip_len(&mut []).unwrap_err().reason,
+            DropReason::IpVersion
+        );
+        assert!(ip_len_fits(6, 65_535 + 40) && !ip_len_fits(4, 65_536));
+    }
+
+    #[test]
     fn public_vectors_parse_with_the_expected_sdus() {
         let text = include_str!("../tests/data/mx-public.jsonl");
         let mut checked = 0;
