@@ -99,6 +99,9 @@ drop_reasons! {
     ReassemblyMemoryFull => "reassembly_memory_full",
     /// MX reassembly: an incomplete SDU timed out (counted per SDU by `poll`).
     ReassemblyTimeout => "reassembly_timeout",
+    /// The worker's buffer pool had no free buffer for a packet being built (an extra MX
+    /// fragment, a reassembled SDU or a disaggregated SDU).
+    PoolExhausted => "pool_exhausted",
 }
 
 impl core::fmt::Display for DropReason {
