@@ -19,7 +19,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::SteeringMode;
+use crate::config::{Adaptation, Client, DeliveryConnection, SteeringMode};
 
 /// Version of this protocol, in [`Status::protocol`]. Bumped on incompatible changes; new
 /// fields and commands are compatible (clients ignore what they do not know).
@@ -183,6 +183,61 @@ pub fn parse_mode(s: &str) -> Result<SteeringMode, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
         format!("unknown steering mode \"{s}\" (expected single, active-standby, weighted, delay-aware, duplicate or per-flow)")
     })
+}
+
+/// The configuration file's name of an adaptation.
+pub fn adaptation_name(a: Adaptation) -> &'static str {
+    match a {
+        Adaptation::Udp => "udp",
+        Adaptation::UdpOptimized => "udp-optimized",
+        Adaptation::ClientNat => "client-nat",
+        Adaptation::PassThrough => "pass-through",
+    }
+}
+
+impl SteeringInfo {
+    /// The configured steering of `c`.
+    pub fn from_client(c: &Client) -> SteeringInfo {
+        SteeringInfo {
+            client: c.name.clone(),
+            default: c.steering,
+            traffic_classes: c
+                .traffic_classes
+                .iter()
+                .map(|t| TcSteering {
+                    tc: t.id,
+                    anchor: t.anchor,
+                    mode: t.steering,
+                    deliveries: t.deliveries.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl PathInfo {
+    /// The configured part of a path; the monitor's part (state, RTT, loss, rates) starts as a
+    /// path that has not answered a probe yet (draft-04 §5.2 initialization phase).
+    pub fn from_config(client: &str, d: &DeliveryConnection) -> PathInfo {
+        PathInfo {
+            client: client.to_owned(),
+            id: d.id,
+            name: d.name.clone(),
+            state: PathStateName::Probing,
+            srtt_ms: None,
+            rttvar_ms: 0.0,
+            min_rtt_ms: None,
+            loss: 0.0,
+            tx_rate_bps: 0,
+            rx_rate_bps: 0,
+            local: d.local.map(|e| e.to_string()),
+            remote: d.remote.map(|e| e.to_string()),
+            adaptation: adaptation_name(d.adaptation).to_owned(),
+            mtu: d.mtu,
+            weight: d.weight,
+            priority: d.priority,
+        }
+    }
 }
 
 /// `status`.
