@@ -449,7 +449,7 @@ pub fn check_exposition(text: &str) -> Result<ExpositionSummary, String> {
         }
         // A sample: name, optional labels, value, optional timestamp.
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ' || c == '\t')
+            .find(['{', ' ', '\t'])
             .ok_or_else(|| err("sample without a value".into()))?;
         let name = &line[..name_end];
         if !valid_metric_name(name) {
@@ -515,10 +515,8 @@ pub fn check_exposition(text: &str) -> Result<ExpositionSummary, String> {
                     "histogram sample must be _bucket, _sum or _count".into()
                 ));
             }
-            "histogram" if name.ends_with("_bucket") => {
-                if !labels.iter().any(|(k, _)| k == "le") {
-                    return Err(err("histogram bucket without le".into()));
-                }
+            "histogram" if name.ends_with("_bucket") && !labels.iter().any(|(k, _)| k == "le") => {
+                return Err(err("histogram bucket without le".into()));
             }
             _ => {}
         }

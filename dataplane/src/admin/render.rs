@@ -57,10 +57,10 @@ impl Table {
                 match self.align[i] {
                     Align::Left => {
                         line.push_str(c);
-                        line.extend(std::iter::repeat(' ').take(pad));
+                        line.push_str(&" ".repeat(pad));
                     }
                     Align::Right => {
-                        line.extend(std::iter::repeat(' ').take(pad));
+                        line.push_str(&" ".repeat(pad));
                         line.push_str(c);
                     }
                 }
