@@ -803,6 +803,7 @@ fn metrics_are_valid_prometheus_text_with_every_reason() {
     assert!(text.contains("nmadp_path_srtt_seconds{client=\"alice\",path=\"wifi\"} 0.0125\n"));
     assert!(text.contains("nmadp_latency_seconds_count{metric=\"burst\",worker=\"0\"} 10000\n"));
     assert!(text.contains("quantile=\"0.99\""));
+    assert!(text.contains("nmadp_latency_seconds{metric=\"burst\",quantile=\"1\"} 0.001"));
     // --json carries the same text as one JSON string.
     let j: String = ctl_json(&path, &["metrics"]);
     assert_eq!(j, text);

@@ -294,7 +294,9 @@ pub fn prometheus(s: &Snapshot) -> String {
         if let Some(w) = &w {
             base.push(("worker", w));
         }
-        for ((_, q), v) in LatencyInfo::QUANTILES.iter().zip(l.quantiles()) {
+        // Quantile 1 is the histogram's maximum.
+        let qs = LatencyInfo::QUANTILES.iter().map(|(_, q)| *q).chain(["1"]);
+        for (q, v) in qs.zip(l.quantiles().into_iter().chain([l.max_us])) {
             let mut lab = base.clone();
             lab.push(("quantile", q));
             f.sample(name, &lab, Value::Float(v / 1e6));
