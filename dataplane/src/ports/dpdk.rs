@@ -804,6 +804,16 @@ impl DpdkPort {
         Ok(DpdkPort::handle(self.dev.clone(), q, self.mode))
     }
 
+    /// The [`L2Mode`] of this handle.
+    pub fn mode(&self) -> L2Mode {
+        self.mode
+    }
+
+    /// Changes the [`L2Mode`] of this handle only (e.g. a capture worker that wants frames).
+    pub fn set_mode(&mut self, mode: L2Mode) {
+        self.mode = mode;
+    }
+
     /// Queue index of this handle.
     pub fn queue_id(&self) -> u16 {
         self.queue
