@@ -62,6 +62,11 @@ int nmadp_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
 	return rte_pktmbuf_trim(m, len);
 }
 
+int nmadp_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail)
+{
+	return rte_pktmbuf_chain(head, tail);
+}
+
 void *nmadp_pktmbuf_mtod(struct rte_mbuf *m)
 {
 	return rte_pktmbuf_mtod(m, void *);

@@ -22,6 +22,8 @@ char *nmadp_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *nmadp_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 char *nmadp_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int nmadp_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
+/* rte_pktmbuf_chain: 0, or -EOVERFLOW (nothing changed) when the chain would be too long. */
+int nmadp_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
 
 /* rte_pktmbuf_mtod(m, void *): start of the data in the first segment. */
 void *nmadp_pktmbuf_mtod(struct rte_mbuf *m);

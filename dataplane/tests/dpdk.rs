@@ -307,6 +307,47 @@ fn ring_ethernet_mode_adds_and_strips_header() {
 }
 
 #[test]
+fn ring_drops_chained_mbufs_on_rx() {
+    let Some(eal) = eal() else { return };
+    let name = unique("net_ring_seg");
+    eal.create_vdev(&name, "").expect("vdev");
+    let mp = mempool(eal, 255);
+    let mut pool = MbufPool::new(mp.clone());
+    let mut port = DpdkPort::open(eal, &DpdkPortConfig::new(&name), mp.clone()).expect("open");
+    let mut head = mbuf_with(&mut pool, &marked(1));
+    let head_len = head.len();
+    head.chain(mbuf_with(&mut pool, b"second segment"))
+        .expect("chain");
+    assert_eq!(head.nb_segs(), 2);
+    assert_eq!(head.pkt_len() as usize, head_len + 14);
+    assert_eq!(head.len(), head_len, "PacketBuf sees the first segment");
+    assert!(head.append(1).is_none(), "append refused on a chain");
+    assert!(!head.trim(1), "trim refused on a chain");
+    assert!(head.adj(1), "adj works on the first segment");
+    let mut tx = vec![head, mbuf_with(&mut pool, &marked(2))];
+    assert_eq!(port.tx_burst(&mut pool, &mut tx), 2);
+    let mut got = Vec::new();
+    assert_eq!(port.rx_burst(&mut pool, &mut got, 32), 1);
+    assert_eq!(got[0].data(), marked(2).as_slice());
+    assert_eq!(port.extra_stats().rx_multiseg, 1);
+    assert_eq!(port.stats().rx_dropped, 1);
+    drop(got);
+    drop(pool);
+    drop(port);
+    assert_eq!(mp.in_use(), 0, "both segments freed");
+    // Closing releases the ethdev (DPDK >= 20.11): reopening needs the vdev re-created.
+    let cfg = DpdkPortConfig::new(&name);
+    let e = DpdkPort::open(eal, &cfg, mp.clone())
+        .err()
+        .expect("released");
+    assert_eq!(e.errno, libc::ENODEV, "{e}");
+    eal.remove_vdev(&name).expect("remove vdev");
+    eal.create_vdev(&name, "").expect("vdev again");
+    drop(DpdkPort::open(eal, &cfg, mp.clone()).expect("reopen"));
+    eal.remove_vdev(&name).expect("remove vdev");
+}
+
+#[test]
 fn mbuf_pool_exhaustion_and_return() {
     let Some(eal) = eal() else { return };
     let mp = mempool(eal, 100);

@@ -15,6 +15,10 @@
 //! for it). Control calls (vdev creation, port configuration, close) are serialised by the
 //! [`Eal`].
 //!
+//! The ethdev is stopped and closed when its last handle is dropped; closing releases the port
+//! (DPDK >= 20.11), so opening it again needs the device re-created ([`Eal::remove_vdev`] and
+//! [`Eal::create_vdev`] for a vdev).
+//!
 //! Caveats: multi-segment packets are not supported (received ones are dropped and counted in
 //! [`DpdkExtraStats::rx_multiseg`]); no offloads are enabled; `Mempool`s are freed only when no
 //! mbuf of theirs is in use, and leaked otherwise.
@@ -415,6 +419,23 @@ impl Mbuf {
         unsafe { sys::nmadp_pktmbuf_pkt_len(self.0.as_ptr()) }
     }
 
+    /// Appends `tail` (and its segments) to this packet's chain (`rte_pktmbuf_chain`); gives
+    /// `tail` back when the chain would exceed DPDK's segment limit. Chained packets are for
+    /// DPDK's use (e.g. a PMD's scatter tx): [`PacketBuf`] sees only the first segment, and
+    /// [`DpdkPort`] drops chains it receives.
+    pub fn chain(&mut self, tail: Mbuf) -> std::result::Result<(), Mbuf> {
+        let t = tail.into_raw();
+        // SAFETY: both are valid mbufs we own; on success the head owns `t` (freed with it),
+        // on failure nothing changed and `t` is still ours.
+        let r = unsafe { sys::nmadp_pktmbuf_chain(self.0.as_ptr(), t.as_ptr()) };
+        if r == 0 {
+            Ok(())
+        } else {
+            // SAFETY: refused, so `t` was not linked: ownership returns to the caller.
+            Err(unsafe { Mbuf::from_raw(t) })
+        }
+    }
+
     fn data_len(&self) -> usize {
         // SAFETY: valid mbuf owned by self.
         usize::from(unsafe { sys::nmadp_pktmbuf_data_len(self.0.as_ptr()) })
@@ -637,7 +658,8 @@ impl DpdkPortConfig {
 /// Counters beyond [`PortStats`], per queue handle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DpdkExtraStats {
-    /// Chained (multi-segment) packets dropped on receive.
+    /// Chained (multi-segment) packets dropped on receive (also counted in
+    /// [`PortStats::rx_dropped`]).
     pub rx_multiseg: u64,
     /// Frames dropped on receive in [`L2Mode::Ethernet`]: shorter than a header or not IP.
     pub rx_filtered: u64,
