@@ -24,3 +24,32 @@ mod ffi {
 
 #[cfg(feature = "dpdk")]
 pub use ffi::*;
+
+#[cfg(all(test, feature = "dpdk"))]
+mod tests {
+    extern crate std;
+    use super::*;
+    use core::ffi::CStr;
+
+    #[test]
+    fn version_matches_the_headers() {
+        // SAFETY: rte_version needs no EAL and returns a static NUL-terminated string.
+        let v = unsafe { CStr::from_ptr(rte_version()) }.to_str().unwrap();
+        let want = std::format!("DPDK {}.{}", RTE_VER_YEAR, RTE_VER_MONTH);
+        assert!(v.starts_with(&want), "{v} vs headers {want}");
+    }
+
+    #[test]
+    fn shim_constants() {
+        // SAFETY: constant getters without preconditions.
+        unsafe {
+            assert_eq!(nmadp_lcore_id_any(), u32::MAX);
+            assert_eq!(nmadp_pktmbuf_headroom_default(), 128);
+            assert_eq!(nmadp_mbuf_default_buf_size(), 2048 + 128);
+            assert_eq!(nmadp_socket_id_any(), -1);
+            assert_ne!(nmadp_rss_hf_ip_tcp_udp(), 0);
+            // A thread that is not an EAL lcore.
+            assert_eq!(nmadp_lcore_id(), nmadp_lcore_id_any());
+        }
+    }
+}
