@@ -37,7 +37,9 @@ run() { # run NAME CMD...: one counted check
 
 # Debian packages the tests use: tshark and text2pcap (independent dissector and capture
 # writer), ethtool and iproute2 (namespaces, veth offloads), pkg-config.
-APT_PACKAGES=(tshark wireshark-common ethtool iproute2 pkg-config)
+# DPDK 22.11 with its headers, and clang for bindgen (../shared/DPDK-NOTES.md).
+APT_PACKAGES=(tshark wireshark-common ethtool iproute2 pkg-config
+    dpdk dpdk-dev libdpdk-dev libclang-dev clang)
 
 install_deps() {
     [ "${SKIP_INSTALL:-0}" = 1 ] && return 0
@@ -103,10 +105,22 @@ fuzz() {
     return $ok
 }
 
+dpdk_env() {
+    # Hugepages when the machine allows, else --no-huge; the DPDK tests read NMADP_EAL_MEM.
+    NMADP_EAL_MEM=$(bash deploy/dpdk-env.sh) || return 1
+    export NMADP_EAL_MEM
+    echo "EAL memory flags: $NMADP_EAL_MEM"
+}
+
 run "install dependencies" install_deps
+run "hugepages for DPDK" dpdk_env
 run "cargo fmt --check" cargo fmt --all -- --check
-run "cargo clippy -D warnings" cargo clippy --workspace --all-targets -q -- -D warnings
-run "cargo test (unit, property, integration)" cargo test --workspace -q
+# The workspace must build on a machine without DPDK: check it without the feature, then lint
+# and test everything with it.
+run "cargo check without DPDK" cargo check --workspace -q
+run "cargo clippy -D warnings" cargo clippy --workspace --all-targets --features dataplane/dpdk -q -- -D warnings
+run "cargo test (unit, property, integration, DPDK vdevs, namespaces)" \
+    cargo test --workspace --features dataplane/dpdk -q
 run "shared vectors through nmadp decode --json" vectors
 run "fuzz every parser (${FUZZ_SECONDS}s each)" fuzz
 
