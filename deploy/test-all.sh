@@ -13,6 +13,8 @@ ROOT=$(pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 SHARED=${SHARED:-$ROOT/../shared}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Tests that use outside tools (tshark, scapy, text2pcap, namespaces) must run here, not skip.
+export NMADP_REQUIRE_TOOLS=1
 
 passed=0
 failed=0
@@ -33,19 +35,27 @@ run() { # run NAME CMD...: one counted check
     fi
 }
 
+# Debian packages the tests use: tshark and text2pcap (independent dissector and capture
+# writer), ethtool and iproute2 (namespaces, veth offloads), pkg-config.
+APT_PACKAGES=(tshark wireshark-common ethtool iproute2 pkg-config)
+
 install_deps() {
     [ "${SKIP_INSTALL:-0}" = 1 ] && return 0
-    local need=()
-    command -v python3 >/dev/null || need+=(python3)
-    command -v cc >/dev/null || need+=(gcc)
-    if [ ${#need[@]} -gt 0 ]; then
-        if [ "$(id -u)" = 0 ]; then
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-        else
-            echo "missing ${need[*]} and not root: install them" >&2
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "missing packages ${missing[*]} and not root: install them" >&2
             return 1
         fi
+        echo "installing ${missing[*]}"
+        echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
     fi
+    # scapy builds packets independently of our code (sample capture, cross-checks).
+    python3 -c 'import scapy' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check scapy || return 1
     if [ "$FUZZ_SECONDS" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
         cargo install cargo-fuzz --locked --quiet || return 1
     fi
@@ -53,7 +63,8 @@ install_deps() {
 }
 
 vectors() {
-    cargo build --release -q -p dataplane --bin nmadp || return 1
+    # The debug binary: already built by the integration tests, so this costs nothing.
+    cargo build -q -p dataplane --bin nmadp || return 1
     local files=("$ROOT"/pipelines/tests/data/*.jsonl)
     if [ -x "$SHARED/tools/check-vectors" ] || [ -f "$SHARED/tools/check-vectors" ]; then
         # The shared checker and the shared vectors, when present, are the independent reference.
@@ -61,7 +72,7 @@ vectors() {
         local shared_files=("$SHARED"/vectors/*.jsonl)
         shopt -u nullglob
         [ ${#shared_files[@]} -gt 0 ] && files=("${shared_files[@]}")
-        python3 "$SHARED/tools/check-vectors" "$ROOT/target/release/nmadp" "${files[@]}"
+        python3 "$SHARED/tools/check-vectors" "$ROOT/target/debug/nmadp" "${files[@]}"
     else
         echo "no $SHARED/tools/check-vectors: the vectors still run in the cargo tests"
     fi

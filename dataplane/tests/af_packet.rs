@@ -3,18 +3,19 @@
 //! (CAP_SYS_ADMIN for namespaces, CAP_NET_RAW for packet sockets) and print
 //! "skipped: needs root" without it.
 
-use std::fs::File;
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{in_netns, ip, netns_or_skip, run, Netns};
 use dataplane::ports::af_packet::{AfPacketConfig, AfPacketPort, Fanout, L2Mode};
 use dataplane::ports::{BufPool, HeapPool, Port};
 use pipelines::{HeapBuf, PacketBuf};
@@ -23,90 +24,6 @@ const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
 const MAC_A_STR: &str = "02:00:00:00:00:0a";
 const MAC_B_STR: &str = "02:00:00:00:00:0b";
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) {
-    run("ip", args).unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// A network namespace deleted on drop (which also destroys the veths inside it).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Result<Netns, String> {
-        let name = format!(
-            "mxt{}-{}-{}",
-            std::process::id(),
-            tag,
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        run("ip", &["netns", "add", &name])?;
-        let ns = Netns { name };
-        ip(&["-n", &ns.name, "link", "set", "dev", "lo", "up"]);
-        Ok(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.name]);
-    }
-}
-
-/// Creates a namespace, or explains why the test is skipped.
-fn netns_or_skip(tag: &str) -> Option<Netns> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root (network namespaces and AF_PACKET)");
-        return None;
-    }
-    match Netns::new(tag) {
-        Ok(ns) => Some(ns),
-        Err(e) => {
-            eprintln!("skipped: needs root with CAP_SYS_ADMIN ({e})");
-            None
-        }
-    }
-}
-
-/// Runs `f` on a thread that has entered namespace `ns`; what it creates (sockets) stays in
-/// that namespace wherever it is used afterwards.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    spawn_in_netns(ns, f).join().expect("thread in namespace")
-}
-
-fn spawn_in_netns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> thread::JoinHandle<T> {
-    let path = format!("/var/run/netns/{ns}");
-    thread::spawn(move || {
-        let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: `file` is an open namespace file; setns affects only this thread.
-        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-}
 
 /// veth `va` (MAC_A) in `a` <-> veth `vb` (MAC_B) in `b`, both up.
 fn veth_pair(a: &Netns, va: &str, b: &Netns, vb: &str) {

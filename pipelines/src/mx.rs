@@ -10,8 +10,14 @@
 //! * UDP tunnel with "MX header optimization": the IP header stays byte for byte; the trailer
 //!   (if negotiated) follows the SDUs and concatenated SDUs are found from the IP length.
 //!
-//! Fragments (§4.2.2) always use the default layout: the fragmentation text requires protocol
-//! 114 and the fragment's own length in every fragment's IP header, whatever the adaptation.
+//! AMBIGUITY (§4.2.2 vs §4.2.1): fragments always use the default layout: the fragmentation text
+//! requires protocol 114 and the fragment's own length in every fragment's IP header, whatever
+//! the adaptation, so a header-optimized connection still sends rewritten headers for fragments.
+//! "The fragment's own length" includes the trailer, as the IP length does in the default layout.
+//!
+//! AMBIGUITY (§4.2.1, IPv6): the draft speaks of IPv4's "Protocol Type"; for IPv6 we rewrite
+//! the Next Header byte that names the upper-layer protocol (the last one of the extension
+//! chain) to 114 and grow the Payload Length; IPv6 has no header checksum.
 
 use crate::buf::PacketBuf;
 use crate::drop::DropReason;
@@ -89,6 +95,8 @@ impl<'a> MxPdu<'a> {
 
     /// Default layout: protocol 114, total length over the whole PDU.
     fn parse_rewritten(ip: IpPacket<'a>, header_len: usize, opts: PduOptions) -> Result<Self> {
+        // AMBIGUITY (§4.2.1): bytes after the IP total length are not part of the PDU (link
+        // padding, e.g. Ethernet's 60-byte minimum); the trailer ends at the IP length.
         let pdu = ip.packet();
         let trailer = MxTrailer::parse(pdu)?;
         let tlen = trailer.buffer_len();
@@ -157,8 +165,9 @@ impl<'a> MxPdu<'a> {
     fn parse_optimized(ip: IpPacket<'a>, protocol: u8, opts: PduOptions) -> Result<Self> {
         let data = ip.as_bytes();
         let first = ip.total_len();
-        // The IP length is unchanged, so anything after it is a trailer or further SDUs. With
-        // no trailer negotiated, or nothing after the packet, there is no trailer.
+        // AMBIGUITY (§4.2.3, WIRE.md): the IP length is unchanged, so anything after it is a
+        // trailer or further SDUs. A receiver that knows the negotiated fields trusts them; one
+        // that does not (a decoder) assumes a trailer exactly when bytes follow the first SDU.
         let has_trailer = match opts.trailer_fields {
             Some(fields) => fields != TrailerFields::NONE,
             None => data.len() > first,
@@ -185,7 +194,8 @@ impl<'a> MxPdu<'a> {
                 ));
             }
             if let Some(fsl) = t.first_sdu_length {
-                // §4.2.3: FSL "SHOULD not be present" here; if it is, it must agree.
+                // AMBIGUITY (§4.2.3): FSL "SHOULD not be present" here; if it is, it must agree
+                // with the IP length, or the PDU is rejected.
                 if usize::from(fsl) != first {
                     return Err(Error::new(
                         DropReason::MxTrailerInvalid,

@@ -5,6 +5,8 @@
 
 pub mod af_packet;
 pub mod ring;
+pub mod tun;
+pub mod udp_socket;
 
 pub use pipelines::buf::{BufPool, HeapPool};
 use pipelines::PacketBuf;
