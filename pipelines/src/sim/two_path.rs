@@ -95,14 +95,18 @@ pub enum Event {
     },
     /// New default steering mode on both engines.
     Steering { at: Instant, mode: SteeringMode },
+    /// Path `idx` marked usable or not in both engines by hand (for runs without the slow
+    /// path): lossless switching while the link itself keeps working.
+    PathUsable { at: Instant, path: usize, usable: bool },
 }
 
 impl Event {
     fn at(&self) -> Instant {
         match self {
-            Event::Link { at, .. } | Event::LinkConfig { at, .. } | Event::Steering { at, .. } => {
-                *at
-            }
+            Event::Link { at, .. }
+            | Event::LinkConfig { at, .. }
+            | Event::Steering { at, .. }
+            | Event::PathUsable { at, .. } => *at,
         }
     }
 }
@@ -779,6 +783,12 @@ impl TwoPathSim {
                 Event::Steering { mode, .. } => {
                     self.nmadp.set_steering(self.client, None, mode);
                     self.cmadp.set_steering(self.client, None, mode);
+                }
+                Event::PathUsable { path, usable, .. } => {
+                    if let Some(p) = self.paths.get(path) {
+                        self.nmadp.set_path_usable(self.client, p.spec.id, usable);
+                        self.cmadp.set_path_usable(self.client, p.spec.id, usable);
+                    }
                 }
             }
         }
