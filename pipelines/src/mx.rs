@@ -393,7 +393,11 @@ const fn ipv6_header_len() -> usize {
 
 /// Sets the protocol byte at `proto_at` and the IP length to `total`, keeping the IPv4 header
 /// checksum valid incrementally. `data` must start with a checked IP header.
-fn rewrite_header(data: &mut [u8], proto_at: usize, protocol: u8, total: usize) {
+///
+/// The update is incremental (RFC 1624), so a valid checksum stays valid and equals a fresh
+/// computation, while an already corrupted one stays corrupted (the final receiver still
+/// detects it); the transforms are therefore exact inverses of each other.
+pub(crate) fn rewrite_header(data: &mut [u8], proto_at: usize, protocol: u8, total: usize) {
     if data[0] >> 4 == 4 {
         let mut p = ipv4::Packet::new_unchecked(&mut data[..]);
         p.set_next_header_incremental(protocol);
@@ -404,6 +408,59 @@ fn rewrite_header(data: &mut [u8], proto_at: usize, protocol: u8, total: usize) 
         if let Some(b) = p.as_bytes_mut().get_mut(proto_at) {
             *b = protocol;
         }
+    }
+}
+
+/// Makes the IP header at the start of `data` describe exactly `data`: its length field is set
+/// to `data.len()` (IPv4: checksum updated incrementally) and the upper-layer header is located
+/// (IPv6: after the extension-header walk). Used on buffers whose length field is stale: a
+/// received fragment (its length still counts the stripped trailer) and a reassembled SDU (its
+/// header is the first fragment's), draft-04 §4.2.2.
+///
+/// Errors: the version is not 4 or 6, the header does not fit in `data`, `data` is too long for
+/// the length field, or the IPv6 extension-header chain is malformed. On error `data` is
+/// unchanged.
+pub(crate) fn fit_ip_len(data: &mut [u8]) -> Result<ip::UpperLayer> {
+    let len = data.len();
+    match data.first().map(|b| b >> 4) {
+        Some(4) => {
+            if len < ipv4::HEADER_LEN {
+                return Err(Error::new(DropReason::Truncated, "ipv4 header", len));
+            }
+            let total = u16::try_from(len)
+                .map_err(|_| Error::new(DropReason::Ipv4TotalLength, "total_length", 2))?;
+            let ihl = usize::from(data[0] & 0x0F) * 4;
+            if ihl < ipv4::HEADER_LEN || ihl > len {
+                return Err(Error::new(DropReason::Ipv4HeaderLength, "ihl", 0));
+            }
+            ipv4::Packet::new_unchecked(&mut data[..]).set_total_len_incremental(total);
+            IpPacket::new_checked(&data[..])?.upper_layer()
+        }
+        Some(6) => {
+            let hlen = ipv6_header_len();
+            if len < hlen {
+                return Err(Error::new(DropReason::Truncated, "ipv6 header", len));
+            }
+            let plen = u16::try_from(len - hlen)
+                .map_err(|_| Error::new(DropReason::Ipv6PayloadLength, "payload_length", 4))?;
+            let old = [data[4], data[5]];
+            data[4..6].copy_from_slice(&plen.to_be_bytes());
+            let upper = IpPacket::new_checked(&data[..]).and_then(|p| p.upper_layer());
+            if upper.is_err() {
+                data[4..6].copy_from_slice(&old);
+            }
+            upper
+        }
+        _ => Err(Error::new(DropReason::IpVersion, "version", 0)),
+    }
+}
+
+/// True when the length field of an IP header of `version` can describe a packet of `total`
+/// bytes (IPv4 total length <= 65535; IPv6 payload length, `total - 40`, <= 65535).
+pub(crate) fn ip_len_fits(version: u8, total: usize) -> bool {
+    match version {
+        4 => total <= usize::from(u16::MAX),
+        _ => total.saturating_sub(ipv6_header_len()) <= usize::from(u16::MAX),
     }
 }
 
@@ -655,6 +712,59 @@ mod tests {
         let mut b = HeapBuf::from_slice(&with_pad);
         strip_trailer(&mut b, PduOptions::default()).unwrap();
         assert_eq!(b.data(), &sdu[..]);
+    }
+
+    #[test]
+    fn fit_ip_len_makes_a_stale_length_describe_the_buffer() {
+        // IPv4 whose length still counts 5 trailer bytes that were cut off.
+        let mut v = udp4(12, 11);
+        let total = v.len() as u16 + 5;
+        ipv4::Packet::new_unchecked(&mut v[..]).set_total_len_incremental(total);
+        let u = fit_ip_len(&mut v).unwrap();
+        assert_eq!(
+            (u.protocol, u.offset, u.next_header_field_offset),
+            (17, 20, 9)
+        );
+        let p = ipv4::Packet::new_checked(&v[..]).unwrap();
+        assert_eq!(p.total_len(), v.len());
+        assert!(p.verify_checksum());
+        assert_eq!(v, udp4(12, 11), "the same bytes as the original");
+        // IPv6 behind a Destination Options header.
+        let mut v6 = udp6(8);
+        v6[6] = 60;
+        v6.splice(40..40, [17u8, 0, 0, 0, 0, 0, 0, 0]);
+        let u = fit_ip_len(&mut v6).unwrap();
+        assert_eq!(
+            (u.protocol, u.offset, u.next_header_field_offset),
+            (17, 48, 40)
+        );
+        assert_eq!(
+            usize::from(u16::from_be_bytes([v6[4], v6[5]])),
+            v6.len() - 40
+        );
+        // Rejections leave the bytes unchanged.
+        let mut bad = v6.clone();
+        bad[41] = 200; // extension header longer than the packet
+        let before = bad.clone();
+        assert_eq!(
+            fit_ip_len(&mut bad).unwrap_err().reason,
+            DropReason::Ipv6ExtensionHeader
+        );
+        assert_eq!(bad, before);
+        let mut long = vec![0x45u8; 70_000];
+        assert_eq!(
+            fit_ip_len(&mut long).unwrap_err().reason,
+            DropReason::Ipv4TotalLength
+        );
+        assert_eq!(
+            fit_ip_len(&mut [0x45; 10]).unwrap_err().reason,
+            DropReason::Truncated
+        );
+        assert_eq!(
+            fit_ip_len(&mut []).unwrap_err().reason,
+            DropReason::IpVersion
+        );
+        assert!(ip_len_fits(6, 65_535 + 40) && !ip_len_fits(4, 65_536));
     }
 
     #[test]
