@@ -293,8 +293,8 @@ impl<B: PacketBuf> Engine<B> {
             let g = &mut self.groups[i];
             let consecutive = (g.last_sn.wrapping_add(1) as u16) == sn as u16;
             // The trailer of the PDU with this SDU added (FSL appears from two SDUs on).
-            let tlen = template
-                .map_or(usize::MAX, |t| mxops::trailer_len(&t, g.sdus.len() + 1, ho));
+            let tlen =
+                template.map_or(usize::MAX, |t| mxops::trailer_len(&t, g.sdus.len() + 1, ho));
             if consecutive && mxops::fits(g.payload_len, buf.len(), tlen, max_pdu) {
                 g.payload_len += buf.len();
                 g.last_sn = sn;
@@ -340,7 +340,12 @@ impl<B: PacketBuf> Engine<B> {
 
     /// Sends a group: one SDU with its own trailer, or a concatenated PDU whose trailer
     /// carries the LAST SDU's SN (draft-04 §4.2.3).
-    fn flush_group(&mut self, mut g: Group<B>, pool: &mut dyn BufPool<B>, out: &mut Vec<Output<B>>) {
+    fn flush_group(
+        &mut self,
+        mut g: Group<B>,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
         let Some(p) = self.clients[g.ci].as_ref().and_then(|c| c.paths.get(g.pi)) else {
             for b in g.sdus.drain(..) {
                 self.drop_buf(pool, b, DropReason::NoPath);
