@@ -357,17 +357,14 @@ impl<B: PacketBuf> Engine<B> {
         let count = g.sdus.len();
         let t = group_trailer(p, g.cid, g.tc, g.last_sn, g.first_protocol);
         if count > 1 {
-            match mxops::concatenate(&mut g.sdus, &t, ho, pool) {
-                Ok(pdu) => {
-                    if let Some(p) = self.path_mut(g.ci, g.pi) {
-                        p.counters.tx_concatenated += 1;
-                    }
-                    self.adapt_and_send(g.ci, g.pi, pdu, pool, out);
-                    self.spare.push(g.sdus);
-                    return;
+            // On error `concatenate` leaves the SDUs untouched: they go one by one below.
+            if let Ok(pdu) = mxops::concatenate(&mut g.sdus, &t, ho, pool) {
+                if let Some(p) = self.path_mut(g.ci, g.pi) {
+                    p.counters.tx_concatenated += 1;
                 }
-                // `concatenate` left the SDUs untouched: send them one by one instead.
-                Err(_) => {}
+                self.adapt_and_send(g.ci, g.pi, pdu, pool, out);
+                self.spare.push(g.sdus);
+                return;
             }
         }
         let count = g.sdus.len();
