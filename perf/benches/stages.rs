@@ -7,9 +7,10 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pipelines::buf::{BufPool, HeapPool};
+use pipelines::engine::Engine;
 use pipelines::flow::concat::{concatenate, disaggregate};
 use pipelines::flow::fragment::{fragment_sdu, reassemble};
-use pipelines::flow::reassembly::{ReassemblyConfig, Reassembler};
+use pipelines::flow::reassembly::{Reassembler, ReassemblyConfig};
 use pipelines::flow::reorder::{ReorderBuffer, ReorderConfig};
 use pipelines::flow::seqnum::{FlowKey, Sn16};
 use pipelines::mx::{add_trailer, strip_trailer, MxPdu, PduOptions};
@@ -57,7 +58,13 @@ fn trailer_stages(c: &mut Criterion) {
         let mut pdu = HeapBuf::from_slice(&sdu);
         add_trailer(&mut pdu, &trailer(9), false).unwrap();
         g.bench_function(format!("parse/{size}B"), |b| {
-            b.iter(|| black_box(MxPdu::parse(black_box(pdu.data()), PduOptions::default()).unwrap().sdu_count))
+            b.iter(|| {
+                black_box(
+                    MxPdu::parse(black_box(pdu.data()), PduOptions::default())
+                        .unwrap()
+                        .sdu_count,
+                )
+            })
         });
     }
     g.finish();
@@ -114,7 +121,18 @@ fn fragment_stages(c: &mut Criterion) {
                 for mut f in frags.drain(..) {
                     let s = strip_trailer(&mut f, PduOptions::default()).unwrap();
                     let fc = s.fragment.unwrap();
-                    let r = reassemble(&mut reasm, FlowKey::new(1, 1, 0), sn, fc, 17, f, 0, &mut pool, &mut scratch).unwrap();
+                    let r = reassemble(
+                        &mut reasm,
+                        FlowKey::new(1, 1, 0),
+                        sn,
+                        fc,
+                        17,
+                        f,
+                        0,
+                        &mut pool,
+                        &mut scratch,
+                    )
+                    .unwrap();
                     if r.is_some() {
                         done = r;
                     }
@@ -167,8 +185,126 @@ fn checksum_stages(c: &mut Criterion) {
     g.finish();
 }
 
+/// One N-MADP and one C-MADP engine with one client on two UDP-tunnel paths (wifi, lte).
+fn engines(mode: pipelines::flow::steering::SteeringMode) -> (Engine<HeapBuf>, Engine<HeapBuf>) {
+    use pipelines::engine::{
+        AnchorConnection, ClientConfig, ClientId, Convergence, DeliveryConfig, EngineConfig, Role,
+    };
+    use pipelines::flow::steering::PathId;
+    let n_ctl: std::net::SocketAddr = "192.0.2.1:8888".parse().unwrap();
+    let mk = |role, swap: bool| {
+        let mut e = Engine::new(EngineConfig::new(role, n_ctl));
+        let paths = [
+            (0u8, "192.0.2.1:10021", "198.51.100.7:40000", 5u32),
+            (1, "192.0.2.1:10020", "203.0.113.9:40001", 2),
+        ];
+        let deliveries = paths
+            .iter()
+            .map(|&(id, n, c, w)| {
+                let (n, c) = (n.parse().unwrap(), c.parse().unwrap());
+                let (local, remote) = if swap { (c, n) } else { (n, c) };
+                let mut d = DeliveryConfig::udp_tunnel(PathId(id), local, Some(remote));
+                d.weight = w;
+                d
+            })
+            .collect();
+        e.add_client(ClientConfig {
+            id: ClientId(1),
+            anchor_addr: "10.0.0.2".parse().unwrap(),
+            anchors: vec![AnchorConnection { connection_id: 1 }],
+            traffic_classes: vec![],
+            steering: mode,
+            convergence: Convergence::Trailer,
+            deliveries,
+        })
+        .unwrap();
+        for p in [0, 1] {
+            e.set_path_usable(ClientId(1), PathId(p), true);
+        }
+        e
+    };
+    (mk(Role::NMadp, false), mk(Role::CMadp, true))
+}
+
+/// A downlink SDU (server -> client anchor address) of `len` bytes.
+fn downlink_sdu(len: usize, port: u16) -> Vec<u8> {
+    let mut v = udp4(len);
+    v[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    v[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    v[20..22].copy_from_slice(&port.to_be_bytes());
+    ipv4::Packet::new_unchecked(&mut v[..]).fill_checksum();
+    v
+}
+
+fn engine_stages(c: &mut Criterion) {
+    use pipelines::engine::Output;
+    use pipelines::flow::steering::SteeringMode;
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(32));
+    for size in [64usize, 512, 1500] {
+        // Downlink: classify, number, steer (weighted 5:2), trailer, outer IPv4/UDP.
+        let (mut n, _) = engines(SteeringMode::Weighted);
+        let mut pool = HeapPool::new(4096, 256, 128, 2176);
+        let sdu = downlink_sdu(size, 4000);
+        let mut burst = Vec::with_capacity(32);
+        let mut out = Vec::with_capacity(64);
+        g.bench_function(format!("downlink-burst32/{size}B"), |b| {
+            b.iter(|| {
+                for _ in 0..32 {
+                    let mut x = pool.alloc().unwrap();
+                    x.extend_from_slice(&sdu);
+                    burst.push(x);
+                }
+                n.from_anchor_burst(&mut burst, 0, &mut pool, &mut out);
+                for o in out.drain(..) {
+                    if let Output::Delivery { pkt, .. } = o {
+                        pool.free(pkt);
+                    }
+                }
+            })
+        });
+        // Uplink with reordering: PDUs made by a C-MADP, every pair swapped, into the N-MADP.
+        let (mut n, mut cm) = engines(SteeringMode::Weighted);
+        let mut pdus: Vec<Vec<u8>> = Vec::new();
+        let mut up = downlink_sdu(size, 4000);
+        up[12..16].copy_from_slice(&[10, 0, 0, 2]);
+        up[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        ipv4::Packet::new_unchecked(&mut up[..]).fill_checksum();
+        for _ in 0..4096 {
+            cm.from_anchor(HeapBuf::from_slice(&up), 0, &mut pool, &mut out);
+            for o in out.drain(..) {
+                if let Output::Delivery { pkt, .. } = o {
+                    pdus.push(pkt.to_vec());
+                    pool.free(pkt);
+                }
+            }
+        }
+        for pair in pdus.chunks_mut(2) {
+            pair.reverse();
+        }
+        let mut i = 0usize;
+        g.bench_function(format!("uplink-reorder-burst32/{size}B"), |b| {
+            b.iter(|| {
+                for _ in 0..32 {
+                    let mut x = pool.alloc().unwrap();
+                    x.extend_from_slice(&pdus[i % pdus.len()]);
+                    i += 1;
+                    n.from_delivery(x, 0, &mut pool, &mut out);
+                }
+                for o in out.drain(..) {
+                    if let Output::Anchor(pkt) = o {
+                        pool.free(pkt);
+                    }
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    engine_stages,
     trailer_stages,
     reorder_stages,
     fragment_stages,
