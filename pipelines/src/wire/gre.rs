@@ -82,22 +82,9 @@ pub const fn anchor_connection_id(key: u32) -> Option<u16> {
     }
 }
 
-// TODO(merge): use wire::checksum
-/// Internet (ones'-complement) sum of `data` as 16-bit big-endian words, an odd last byte padded
-/// with zero (RFC 1071), folded to 16 bits. Not complemented.
+/// Internet (ones'-complement) sum of `data`, folded to 16 bits, not complemented (RFC 1071).
 fn ones_complement_sum(data: &[u8]) -> u16 {
-    let mut chunks = data.chunks_exact(2);
-    let mut sum: u64 = chunks
-        .by_ref()
-        .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    if let [last] = chunks.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+    super::checksum::fold(super::checksum::sum(data))
 }
 
 fn be16(data: &[u8], at: usize) -> Option<u16> {
