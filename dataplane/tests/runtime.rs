@@ -482,7 +482,7 @@ fn back_to_back_in_order_exactly_once_both_directions() {
         cs.paths
     );
     // Latency was recorded.
-    assert!(tb.nmadp.latency_histogram().len() > 0);
+    assert!(!tb.nmadp.latency_histogram().is_empty());
     shutdown_all(&tb);
 }
 
