@@ -601,9 +601,19 @@ impl<B: PacketBuf> Engine<B> {
                     window,
                     timeout_ns: c.reorder_timeout,
                 };
+                // Senders start every flow at SN 0 (tx.rs): a new flow waits for it, so a
+                // packet that overtook SN 0 on a faster path does not make it late.
                 let reorder = match space {
-                    Space::Mx => Reorder::Mx(ReorderBuffer::new(rc)),
-                    Space::Gre => Reorder::Gre(ReorderBuffer::new(rc)),
+                    Space::Mx => {
+                        let mut r = ReorderBuffer::new(rc);
+                        r.set_initial(Sn16(0));
+                        Reorder::Mx(r)
+                    }
+                    Space::Gre => {
+                        let mut r = ReorderBuffer::new(rc);
+                        r.set_initial(Sn32(0));
+                        Reorder::Gre(r)
+                    }
                 };
                 c.rx_flows.push(RxFlow { cid, tc, reorder });
                 c.rx_flows.len() - 1

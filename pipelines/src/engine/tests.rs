@@ -608,6 +608,8 @@ fn too_many_receive_flows_are_refused() {
         adapt::push_udp_ip(&mut b, sa(N_WIFI), sa(C_WIFI), 1).unwrap();
         c.from_delivery(b, 0, &mut pool, &mut c_out);
     }
+    // Flow TC 1 starts at SN 1 and waits for SN 0 (set_initial) until its reorder timeout.
+    c.poll(u64::MAX / 2, &mut pool, &mut c_out);
     assert_eq!(anchors(&mut c_out).len(), 2);
     assert_eq!(c.counters().dropped(DropReason::TooManyFlows), 2);
     let _ = mx::PROTOCOL_MX;

@@ -122,6 +122,8 @@ pub struct ReorderBuffer<T, S: SeqSpace> {
     head: usize,
     /// Next SN to release; `None` until the first packet (which sets it).
     expected: Option<S>,
+    /// The SN the sender starts a flow at, if known ([`ReorderBuffer::set_initial`]).
+    initial: Option<S>,
     depth: usize,
     /// Bit `p % window` tells whether SN position `p` (counted from the first packet) was
     /// delivered (1) or skipped (0); valid for the last `min(window, passed)` positions.
@@ -150,6 +152,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             slots,
             head: 0,
             expected: None,
+            initial: None,
             depth: 0,
             history: vec![0; window.div_ceil(64)],
             passed: 0,
@@ -197,15 +200,34 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             .map(|&(t, _)| t.saturating_add(self.timeout_ns))
     }
 
+    /// Declares the SN a new flow starts at (the sender's initial SN), so that packets
+    /// overtaking the first one on a faster path are held for it instead of making it late.
+    /// It applies to the first packet only when that packet lies within the window at or after
+    /// `sn`; otherwise (a receiver joining a flow mid-stream) the first packet sets the
+    /// expected SN as usual. Has no effect once a packet has been accepted.
+    pub fn set_initial(&mut self, sn: S) {
+        if self.expected.is_none() {
+            self.initial = Some(sn);
+        }
+    }
+
     /// Accept packet `sn`, releasing to `out` everything now in order.
     ///
-    /// The first packet (after creation or [`ReorderBuffer::reset`]) sets the expected SN.
+    /// The first packet (after creation or [`ReorderBuffer::reset`]) sets the expected SN,
+    /// unless [`ReorderBuffer::set_initial`] gave a start it falls within the window of.
     /// A packet more than `window - 1` ahead of the release point forces the window forward:
     /// held packets before the new window are released and missing SNs skipped, so that memory
     /// never exceeds `window` items.
     pub fn push(&mut self, sn: S, item: T, now: Instant, mut out: impl FnMut(S, T)) -> PushOutcome {
         self.now = self.now.max(now);
-        let mut expected = *self.expected.get_or_insert(sn);
+        if self.expected.is_none() {
+            let start = match self.initial.take() {
+                Some(init) if (0..self.window as i64).contains(&sn.distance(init)) => init,
+                _ => sn,
+            };
+            self.expected = Some(start);
+        }
+        let mut expected = self.expected.unwrap_or(sn);
         let mut d = sn.distance(expected);
 
         if d < 0 {
@@ -764,6 +786,46 @@ mod tests {
             let st = b.stats();
             prop_assert_eq!(st.delivered, n);
             prop_assert_eq!(st.delivered + st.duplicates + st.late, sns.len() as u64);
+        }
+    }
+
+    #[test]
+    fn initial_sn_holds_packets_that_overtake_the_first_one() {
+        let mut b: ReorderBuffer<u32, Sn16> = ReorderBuffer::new(ReorderConfig {
+            window: 16,
+            timeout_ns: 10,
+        });
+        b.set_initial(Sn16(0));
+        let mut got = Vec::new();
+        assert_eq!(
+            b.push(Sn16(1), 1, 0, |sn, _| got.push(sn.0)),
+            PushOutcome::Buffered
+        );
+        assert_eq!(
+            b.push(Sn16(0), 0, 0, |sn, _| got.push(sn.0)),
+            PushOutcome::InOrder
+        );
+        assert_eq!(got, vec![0, 1]);
+    }
+
+    #[test]
+    fn initial_sn_is_ignored_when_joining_mid_stream() {
+        for first in [40_000u16, 20_000, 65_000] {
+            let mut b: ReorderBuffer<u32, Sn16> = ReorderBuffer::new(ReorderConfig {
+                window: 16,
+                timeout_ns: 10,
+            });
+            b.set_initial(Sn16(0));
+            let mut got = Vec::new();
+            assert_eq!(
+                b.push(Sn16(first), 0, 0, |sn, _| got.push(sn.0)),
+                PushOutcome::InOrder
+            );
+            assert_eq!(
+                b.push(Sn16(first.wrapping_add(1)), 0, 0, |sn, _| got.push(sn.0)),
+                PushOutcome::InOrder
+            );
+            assert_eq!(got, vec![first, first.wrapping_add(1)]);
         }
     }
 }
