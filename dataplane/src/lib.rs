@@ -1,4 +1,5 @@
 //! The N-MADP / C-MADP runtime and its tools.
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod ports;
