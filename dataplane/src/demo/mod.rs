@@ -93,6 +93,9 @@ pub struct DemoArgs {
 
 const MS: u64 = 1_000_000;
 
+/// Longest wait for the paths to come up before traffic starts anyway.
+const WARMUP_MAX_NS: u64 = 2_000 * MS;
+
 fn link_cfg(rate_mbit: f64, delay_ms: f64, loss_pct: f64, seed: u64) -> LinkConfig {
     let rate_bps = (rate_mbit.max(0.0) * 1e6) as u64;
     // A bottleneck buffer of ~100 ms at the link rate (at least 64 KB), as a real access
@@ -285,6 +288,27 @@ fn run_inner(args: &DemoArgs) -> Result<Report, String> {
     let mut report = Report::new(args, &flows, [nmadp.describe(), cmadp.describe()]);
     let banner = report.banner();
     emit(progress_to_stderr, &banner);
+    // Let the paths finish their initialization phase (draft-04 §5.2: the N-MADP probes each
+    // path before using it) before the applications start, as a client would attach first.
+    let t0 = now_ns();
+    while now_ns() - t0 < WARMUP_MAX_NS
+        && !(nmadp.view().all_paths_ready() && cmadp.view().all_paths_ready())
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    report.warmup_ns = now_ns() - t0;
+    emit(
+        progress_to_stderr,
+        &format!(
+            "  paths {} after {:.0} ms; traffic starts",
+            if nmadp.view().all_paths_ready() {
+                "up"
+            } else {
+                "NOT all up"
+            },
+            report.warmup_ns as f64 / 1e6
+        ),
+    );
     let start = now_ns();
     let mut internet = Traffic::start(
         "internet",

@@ -36,6 +36,18 @@ pub struct NodeView {
     pub anchor_tx: u64,
 }
 
+impl NodeView {
+    /// Every path carries user data: probes answered (N-MADP `active`) or in use (C-MADP
+    /// `usable`), i.e. the initialization phase of draft-04 §5.2 is over.
+    pub fn all_paths_ready(&self) -> bool {
+        !self.paths.is_empty()
+            && self
+                .paths
+                .iter()
+                .all(|p| p.state == "active" || p.state == "usable")
+    }
+}
+
 /// A running node (N-MADP or C-MADP).
 pub trait DemoNode {
     /// How the node runs, for the demo's banner (e.g. `runtime: 1 worker + slow path`).

@@ -152,6 +152,8 @@ pub struct Report {
     pub nodes: [String; 2],
     pub samples: Vec<Sample>,
     pub cut_at_ns: Option<u64>,
+    /// Time from start-up until every path was up (traffic starts then).
+    pub warmup_ns: u64,
     pub sending_ns: u64,
     pub elapsed_ns: u64,
     pub paths: Vec<PathTotals>,
@@ -449,6 +451,7 @@ impl Report {
             })),
             "sending_s": self.sending_ns as f64 / 1e9,
             "elapsed_s": self.elapsed_ns as f64 / 1e9,
+            "warmup_s": self.warmup_ns as f64 / 1e9,
             "cut_at_s": self.cut_at_ns.map(|t| t as f64 / 1e9),
             "paths": self.paths.iter().map(|p| json!({
                 "name": p.name,
