@@ -28,16 +28,34 @@ fn run(name: &str, f: impl FnOnce(&mut SimConfig)) -> SimReport {
         let t = r.total(dir);
         assert!(t.sent > 100, "{name} {dir:?}: traffic flowed");
         assert_eq!(
-            (t.missing(), t.duplicates, t.out_of_order, t.checksum_errors, t.malformed),
+            (
+                t.missing(),
+                t.duplicates,
+                t.out_of_order,
+                t.checksum_errors,
+                t.malformed
+            ),
             (0, 0, 0, 0, 0),
             "{name} {dir:?}"
         );
     }
-    let used = |f: fn(&pipelines::sim::two_path::PathReport) -> u64| r.paths.iter().filter(|p| f(p) > 0).count();
+    let used = |f: fn(&pipelines::sim::two_path::PathReport) -> u64| {
+        r.paths.iter().filter(|p| f(p) > 0).count()
+    };
     let min = if per_flow { 1 } else { 2 };
-    assert!(used(|p| p.nmadp.tx_pdus) >= min && used(|p| p.cmadp.tx_pdus) >= min, "{name}: paths used");
-    assert!(used(|p| p.nmadp.tx_pdus + p.cmadp.tx_pdus) == 2, "{name}: both paths used");
-    assert_eq!(r.nmadp.total_drops() + r.cmadp.total_drops(), 0, "{name}: no drops");
+    assert!(
+        used(|p| p.nmadp.tx_pdus) >= min && used(|p| p.cmadp.tx_pdus) >= min,
+        "{name}: paths used"
+    );
+    assert!(
+        used(|p| p.nmadp.tx_pdus + p.cmadp.tx_pdus) == 2,
+        "{name}: both paths used"
+    );
+    assert_eq!(
+        r.nmadp.total_drops() + r.cmadp.total_drops(),
+        0,
+        "{name}: no drops"
+    );
     r
 }
 
@@ -57,7 +75,9 @@ fn s4_4_gre_over_ip_end_to_end() {
 #[test]
 fn s4_2_1_header_optimization_end_to_end() {
     let r = run("header-optimization", |c| {
-        c.adaptation = Adaptation::UdpTunnel { header_optimization: true };
+        c.adaptation = Adaptation::UdpTunnel {
+            header_optimization: true,
+        };
     });
     // Header optimization leaves the inner IP header unchanged: PDU bytes = SDU + trailer
     // (CID, TC, SN, flags = 5) + outer IPv4/UDP (28).
@@ -68,15 +88,29 @@ fn s4_2_1_header_optimization_end_to_end() {
 #[test]
 fn s4_2_1_header_optimization_without_any_trailer_end_to_end() {
     run("header-optimization-no-trailer", |c| {
-        c.adaptation = Adaptation::UdpTunnel { header_optimization: true };
+        c.adaptation = Adaptation::UdpTunnel {
+            header_optimization: true,
+        };
         c.trailer = TrailerFields::NONE;
         // Without SNs nothing can be reordered: keep every flow on one path.
         c.steering = pipelines::flow::steering::SteeringMode::PerFlow;
         c.flows.retain(|f| f.id != 2);
-        c.flows.push(FlowSpec { start_ns: 300 * MS, ..FlowSpec::udp(4, FlowDir::Down, 1_000_000, 200) });
-        c.flows.push(FlowSpec { start_ns: 300 * MS, ..FlowSpec::udp(5, FlowDir::Up, 1_000_000, 300) });
-        c.flows.push(FlowSpec { start_ns: 300 * MS, ..FlowSpec::udp(6, FlowDir::Up, 1_000_000, 300) });
-        c.flows.push(FlowSpec { start_ns: 300 * MS, ..FlowSpec::udp(7, FlowDir::Down, 1_000_000, 300) });
+        c.flows.push(FlowSpec {
+            start_ns: 300 * MS,
+            ..FlowSpec::udp(4, FlowDir::Down, 1_000_000, 200)
+        });
+        c.flows.push(FlowSpec {
+            start_ns: 300 * MS,
+            ..FlowSpec::udp(5, FlowDir::Up, 1_000_000, 300)
+        });
+        c.flows.push(FlowSpec {
+            start_ns: 300 * MS,
+            ..FlowSpec::udp(6, FlowDir::Up, 1_000_000, 300)
+        });
+        c.flows.push(FlowSpec {
+            start_ns: 300 * MS,
+            ..FlowSpec::udp(7, FlowDir::Down, 1_000_000, 300)
+        });
     });
 }
 

@@ -29,7 +29,12 @@ fn aggregate(mode: SteeringMode) {
     assert_eq!(down.missing(), 0, "every SDU delivered exactly once");
     let up = r.total(FlowDir::Up);
     assert_eq!((up.missing(), up.duplicates, up.out_of_order), (0, 0, 0));
-    let rate: f64 = r.flows.iter().filter(|(d, _)| *d == FlowDir::Down).map(|(_, f)| f.rate_bps()).sum();
+    let rate: f64 = r
+        .flows
+        .iter()
+        .filter(|(d, _)| *d == FlowDir::Down)
+        .map(|(_, f)| f.rate_bps())
+        .sum();
     assert!(rate > 50e6, "aggregate {rate} beats the faster link alone");
 }
 
@@ -67,11 +72,24 @@ fn two_percent_loss_per_link_no_duplicates_order_kept_losses_only_where_links_lo
         assert_eq!(t.duplicates, 0);
         assert_eq!(t.out_of_order, 0, "order preserved despite loss");
         // Every missing SDU was lost on a link (link drops also count probes, hence <=).
-        assert!(t.missing() <= r.link_drops(dir), "{dir:?}: {} missing vs {} link drops", t.missing(), r.link_drops(dir));
+        assert!(
+            t.missing() <= r.link_drops(dir),
+            "{dir:?}: {} missing vs {} link drops",
+            t.missing(),
+            r.link_drops(dir)
+        );
         assert!(t.missing() > 0, "2% loss must show");
         // Receiver accounting: skipped gaps = SDUs that never arrived.
-        let client = if dir == FlowDir::Down { &r.cmadp_client } else { &r.nmadp_client };
-        assert_eq!(client.reorder.gaps_skipped, t.missing(), "{dir:?}: reorder skipped exactly the lost SNs");
+        let client = if dir == FlowDir::Down {
+            &r.cmadp_client
+        } else {
+            &r.nmadp_client
+        };
+        assert_eq!(
+            client.reorder.gaps_skipped,
+            t.missing(),
+            "{dir:?}: reorder skipped exactly the lost SNs"
+        );
         assert_eq!(client.reorder.delivered, t.delivered);
     }
 }
@@ -97,7 +115,13 @@ fn sn_wraps_several_times_over_200k_packets_without_loss_or_reordering() {
     let (_, f) = &r.flows[0];
     assert_eq!(f.sent, 200_000);
     assert_eq!((f.delivered, f.duplicates, f.out_of_order), (200_000, 0, 0));
-    assert!(r.paths.iter().all(|p| p.nmadp.tx_pdus > 20_000), "both paths carried the flow");
+    assert!(
+        r.paths.iter().all(|p| p.nmadp.tx_pdus > 20_000),
+        "both paths carried the flow"
+    );
     let up = r.total(FlowDir::Up);
-    assert_eq!((up.delivered, up.duplicates, up.out_of_order), (20_000, 0, 0));
+    assert_eq!(
+        (up.delivered, up.duplicates, up.out_of_order),
+        (20_000, 0, 0)
+    );
 }

@@ -23,15 +23,26 @@ fn duplicate_mode_loses_nothing_when_a_path_goes_down() {
     cfg.steering = SteeringMode::Duplicate;
     cfg.duration_ns = 1500 * MS;
     cfg.flows = flows();
-    cfg.events = vec![Event::Link { at: 800 * MS, path: 0, up: false }];
+    cfg.events = vec![Event::Link {
+        at: 800 * MS,
+        path: 0,
+        up: false,
+    }];
     let r = TwoPathSim::new(cfg).run();
     println!("sim_failover duplicate: {}", r.summary());
     for dir in [FlowDir::Down, FlowDir::Up] {
         let t = r.total(dir);
-        assert_eq!((t.missing(), t.duplicates, t.out_of_order), (0, 0, 0), "{dir:?}");
+        assert_eq!(
+            (t.missing(), t.duplicates, t.out_of_order),
+            (0, 0, 0),
+            "{dir:?}"
+        );
     }
     assert!(r.paths[0].nmadp.duplicates_sent + r.paths[1].nmadp.duplicates_sent > 0);
-    assert!(r.cmadp.dropped(pipelines::DropReason::ReorderDuplicate) > 0, "receiver removed the copies");
+    assert!(
+        r.cmadp.dropped(pipelines::DropReason::ReorderDuplicate) > 0,
+        "receiver removed the copies"
+    );
 }
 
 #[test]
@@ -40,7 +51,11 @@ fn active_standby_resumes_on_the_other_path_within_the_detection_time() {
     cfg.steering = SteeringMode::ActiveStandby;
     cfg.duration_ns = 2000 * MS;
     cfg.flows = flows();
-    cfg.events = vec![Event::Link { at: 800 * MS, path: 0, up: false }];
+    cfg.events = vec![Event::Link {
+        at: 800 * MS,
+        path: 0,
+        up: false,
+    }];
     let m = cfg.monitor;
     // A dead Active path is Suspect (out of steering) after about suspect_after probe intervals
     // plus the probe timeout, plus up to one interval of schedule phase; then the first packet
@@ -57,14 +72,23 @@ fn active_standby_resumes_on_the_other_path_within_the_detection_time() {
         up.max_gap_ns as f64 / 1e6,
         r.summary()
     );
-    assert!(down.max_gap_ns <= bound, "downlink resumed within the detection time");
-    assert!(up.max_gap_ns <= bound, "uplink resumed within the detection time");
+    assert!(
+        down.max_gap_ns <= bound,
+        "downlink resumed within the detection time"
+    );
+    assert!(
+        up.max_gap_ns <= bound,
+        "uplink resumed within the detection time"
+    );
     assert!(down.max_gap_ns >= 100 * MS, "the outage is visible");
     for t in [down, up] {
         assert_eq!((t.duplicates, t.out_of_order), (0, 0));
         assert!(t.missing() > 0 && t.missing() < t.sent / 4);
     }
-    assert!(r.paths[1].nmadp.tx_pdus > 0, "LTE carried the traffic after the switch");
+    assert!(
+        r.paths[1].nmadp.tx_pdus > 0,
+        "LTE carried the traffic after the switch"
+    );
 }
 
 #[test]
@@ -77,15 +101,34 @@ fn lossless_switching_when_a_path_leaves_steering_with_packets_in_flight() {
     // LTE (60 ms) carries the traffic, then Wi-Fi (20 ms) takes over and back: the faster
     // path's packets overtake the ones still in flight on the slower one.
     cfg.events = vec![
-        Event::PathUsable { at: 0, path: 0, usable: false },
-        Event::PathUsable { at: 600 * MS, path: 0, usable: true },
-        Event::PathUsable { at: 1000 * MS, path: 1, usable: false },
+        Event::PathUsable {
+            at: 0,
+            path: 0,
+            usable: false,
+        },
+        Event::PathUsable {
+            at: 600 * MS,
+            path: 0,
+            usable: true,
+        },
+        Event::PathUsable {
+            at: 1000 * MS,
+            path: 1,
+            usable: false,
+        },
     ];
     let r = TwoPathSim::new(cfg).run();
     println!("sim_failover lossless switch: {}", r.summary());
     for dir in [FlowDir::Down, FlowDir::Up] {
         let t = r.total(dir);
-        assert_eq!((t.missing(), t.duplicates, t.out_of_order), (0, 0, 0), "{dir:?}");
+        assert_eq!(
+            (t.missing(), t.duplicates, t.out_of_order),
+            (0, 0, 0),
+            "{dir:?}"
+        );
     }
-    assert!(r.cmadp_client.reorder.reordered > 0, "the reorder buffer absorbed the overtaking");
+    assert!(
+        r.cmadp_client.reorder.reordered > 0,
+        "the reorder buffer absorbed the overtaking"
+    );
 }

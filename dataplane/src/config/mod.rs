@@ -549,6 +549,13 @@ impl Config {
         toml::to_string(&file).unwrap_or_else(|e| format!("# cannot serialise: {e}\n"))
     }
 
+    /// Validates one `[[client]]` table (the same syntax as in a configuration file) as a new
+    /// client of this configuration: same checks, this configuration's defaults and role, and
+    /// no name or anchor address already in use. Used by the admin socket's `clients add`.
+    pub fn parse_client(&self, text: &str, file_name: &str) -> Result<Client, ConfigError> {
+        validate::parse_client(text, file_name, self)
+    }
+
     /// The client whose anchor address is `addr`.
     pub fn client_by_anchor(&self, addr: IpAddr) -> Option<&Client> {
         self.clients.iter().find(|c| c.anchor_address == addr)

@@ -1328,3 +1328,83 @@ fn file_range(r: PortRange) -> StrOrInt {
         StrOrInt::Str(format!("{}-{}", r.first, r.last))
     }
 }
+
+/// One `[[client]]` table on its own (admin socket `clients add`), checked by the same code as
+/// a client of a whole file, with the running configuration's defaults and role, and against its
+/// clients for duplicate names and anchor addresses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientOnly {
+    #[serde(default, rename = "client")]
+    clients: Vec<FileClient>,
+}
+
+pub(crate) fn parse_client(text: &str, file: &str, base: &Config) -> Result<Client, ConfigError> {
+    let doc = ImDocument::parse(text).map_err(|e| {
+        let loc = Locator {
+            file,
+            lines: LineIndex::new(text),
+            doc: None,
+        };
+        let off = e.span().map_or(0, |s| s.start);
+        let d = loc.at_offset(
+            off,
+            &syntax_context(text, off),
+            format!("syntax error: {}", one_line(e.message())),
+        );
+        ConfigError {
+            diagnostics: vec![d],
+        }
+    })?;
+    let loc = Locator {
+        file,
+        lines: LineIndex::new(text),
+        doc: Some(&doc),
+    };
+    let raw: ClientOnly = toml::from_str(text).map_err(|e| ConfigError {
+        diagnostics: vec![loc.at_span(e.span(), e.message())],
+    })?;
+    let at = Path::root().key("client");
+    let mut p = Problems::default();
+    let [c] = raw.clients.as_slice() else {
+        return Err(ConfigError {
+            diagnostics: vec![loc.at_path(
+                &at,
+                format!(
+                    "expected exactly one [[client]] table, found {}",
+                    raw.clients.len()
+                ),
+            )],
+        });
+    };
+    let cp = at.idx(0);
+    if let Some(o) = base.clients.iter().find(|o| o.name == c.name) {
+        p.push(
+            cp.key("name"),
+            format!("a client named \"{}\" already exists", o.name),
+        );
+    }
+    if let Some(o) = base
+        .clients
+        .iter()
+        .find(|o| o.anchor_address == c.anchor_address)
+    {
+        p.push(
+            cp.key("anchor_address"),
+            format!(
+                "anchor address {} is already client \"{}\"'s: clients are found by it",
+                c.anchor_address, o.name
+            ),
+        );
+    }
+    let out = client(&mut p, &cp, c, &base.defaults, base.node.role);
+    if p.0.is_empty() {
+        return Ok(out);
+    }
+    let mut diagnostics: Vec<_> =
+        p.0.into_iter()
+            .map(|(path, m)| loc.at_path(&path, m))
+            .collect();
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    Err(ConfigError { diagnostics })
+}

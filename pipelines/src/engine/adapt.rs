@@ -245,10 +245,18 @@ mod tests {
 
     #[test]
     fn s4_1_udp_tunnel_headers_have_valid_checksums_v4_v6() {
-        let p = udp_packet("192.0.2.1".parse().unwrap(), "198.51.100.7".parse().unwrap(), b"hello");
+        let p = udp_packet(
+            "192.0.2.1".parse().unwrap(),
+            "198.51.100.7".parse().unwrap(),
+            b"hello",
+        );
         assert_eq!(p.len(), 20 + 8 + 5);
         assert!(verify(&p));
-        let p = udp_packet("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap(), b"hi!");
+        let p = udp_packet(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+            b"hi!",
+        );
         assert_eq!(p.len(), 40 + 8 + 3);
         assert!(verify(&p));
     }
@@ -266,7 +274,11 @@ mod tests {
             assert_eq!(IpPacket::new_checked(&p[..]).unwrap().src_addr(), n);
             assert!(verify(&p), "checksums valid after NAT");
             nat_rewrite(&mut p, NatSide::Src, a).unwrap();
-            assert_eq!(p, udp_packet(a, b, b"payload!"), "reverse NAT restores the bytes");
+            assert_eq!(
+                p,
+                udp_packet(a, b, b"payload!"),
+                "reverse NAT restores the bytes"
+            );
         }
     }
 
@@ -287,7 +299,11 @@ mod tests {
     #[test]
     fn nat_rejects_garbage_and_family_mismatch() {
         assert!(nat_rewrite(&mut [0x45, 0], NatSide::Src, "1.1.1.1".parse().unwrap()).is_err());
-        let mut p = udp_packet("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), b"");
+        let mut p = udp_packet(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            b"",
+        );
         assert_eq!(
             nat_rewrite(&mut p, NatSide::Src, "::1".parse().unwrap()),
             Err(DropReason::IpVersion)
@@ -296,7 +312,11 @@ mod tests {
 
     #[test]
     fn gre_header_round_trips() {
-        let inner = udp_packet("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), b"z");
+        let inner = udp_packet(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            b"z",
+        );
         let mut b = HeapBuf::from_slice(&inner);
         push_gre(&mut b, gre::key_for_anchor(Some(3), 0), Some(0xDEAD_BEEF)).unwrap();
         let p = gre::Packet::new_checked(b.data()).unwrap();

@@ -39,10 +39,9 @@ impl PacketInfo {
         let total = ip.total_len();
         let ports = if first_fragment && matches!(upper.protocol, PROTOCOL_TCP | PROTOCOL_UDP) {
             match data.get(upper.offset..upper.offset.saturating_add(4)) {
-                Some(&[a, b, c, d]) if upper.offset + 4 <= total => Some((
-                    u16::from_be_bytes([a, b]),
-                    u16::from_be_bytes([c, d]),
-                )),
+                Some(&[a, b, c, d]) if upper.offset + 4 <= total => {
+                    Some((u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])))
+                }
                 _ => None,
             }
         } else {
@@ -70,7 +69,11 @@ pub fn in_prefix(addr: IpAddr, prefix: IpAddr, len: u8) -> bool {
         }
         (IpAddr::V6(a), IpAddr::V6(p)) => {
             let len = u32::from(len.min(128));
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             u128::from(a) & mask == u128::from(p) & mask
         }
         _ => false,
@@ -169,7 +172,10 @@ mod tests {
         assert!(in_prefix(a, "0.0.0.0".parse().unwrap(), 0));
         let b: IpAddr = "2001:db8::5".parse().unwrap();
         assert!(in_prefix(b, "2001:db8::".parse().unwrap(), 64));
-        assert!(!in_prefix(b, "10.0.0.0".parse().unwrap(), 0), "families differ");
+        assert!(
+            !in_prefix(b, "10.0.0.0".parse().unwrap(), 0),
+            "families differ"
+        );
     }
 
     #[test]

@@ -160,7 +160,10 @@ impl DeliveryConfig {
     /// A UDP tunnel path with every trailer field but FSL/FC negotiated, MTU 1500.
     pub fn udp_tunnel(id: PathId, local: SocketAddr, remote: Option<SocketAddr>) -> Self {
         let fields = TrailerFields::new(
-            flags::NEXT_HEADER | flags::CONNECTION_ID | flags::TRAFFIC_CLASS | flags::SEQUENCE_NUMBER,
+            flags::NEXT_HEADER
+                | flags::CONNECTION_ID
+                | flags::TRAFFIC_CLASS
+                | flags::SEQUENCE_NUMBER,
         );
         DeliveryConfig {
             id,
@@ -409,15 +412,9 @@ mod tests {
 
         let mut c = client();
         c.deliveries[0].adaptation = Adaptation::ClientNat;
-        assert_eq!(
-            c.validate(),
-            Err(ConfigError::BadClientAddress(PathId(1)))
-        );
+        assert_eq!(c.validate(), Err(ConfigError::BadClientAddress(PathId(1))));
         c.deliveries[0].client_addr = Some("2001:db8::1".parse().unwrap());
-        assert_eq!(
-            c.validate(),
-            Err(ConfigError::BadClientAddress(PathId(1)))
-        );
+        assert_eq!(c.validate(), Err(ConfigError::BadClientAddress(PathId(1))));
 
         let mut c = client();
         c.deliveries[0].mtu = 40;
@@ -430,10 +427,7 @@ mod tests {
             ..Default::default()
         });
         c.deliveries[0].trailer_tx = TrailerFields::new(flags::SEQUENCE_NUMBER);
-        assert_eq!(
-            c.validate(),
-            Err(ConfigError::AmbiguousSnScope(PathId(1)))
-        );
+        assert_eq!(c.validate(), Err(ConfigError::AmbiguousSnScope(PathId(1))));
 
         let mut c = client();
         c.traffic_classes.push(TcRule {

@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::buf::{BufPool, PacketBuf};
 use crate::drop::DropReason;
-use crate::flow::reassembly::{ReassemblyStats, Reassembler};
+use crate::flow::reassembly::{Reassembler, ReassemblyStats};
 use crate::flow::reorder::{adaptive_timeout, ReorderBuffer, ReorderStats};
 use crate::flow::seqnum::{Sn16, Sn32};
 use crate::flow::steering::{PathId, PathParams, Steering, SteeringMode};
@@ -40,8 +40,8 @@ use crate::wire::mx_control::ControlPdu;
 use crate::Direction;
 
 pub use config::{
-    Adaptation, AnchorConnection, ClientConfig, ClientId, ConfigError, Convergence,
-    DeliveryConfig, EngineConfig, ReorderTimeout, Role, TcRule,
+    Adaptation, AnchorConnection, ClientConfig, ClientId, ConfigError, Convergence, DeliveryConfig,
+    EngineConfig, ReorderTimeout, Role, TcRule,
 };
 pub use counters::{ClientCounters, EngineCounters, PathCounters};
 
@@ -49,7 +49,11 @@ pub use counters::{ClientCounters, EngineCounters, PathCounters};
 #[derive(Debug)]
 pub enum Output<B> {
     /// Send on delivery connection `path` of `client`. Fully adapted: outer headers included.
-    Delivery { client: ClientId, path: PathId, pkt: B },
+    Delivery {
+        client: ClientId,
+        path: PathId,
+        pkt: B,
+    },
     /// Hand to the anchor side (plain IP packet, in order per flow).
     Anchor(B),
     /// A control PDU (draft-04 §5) arrived from `peer`; `client`/`path` when identified (the
@@ -260,6 +264,8 @@ pub struct Engine<B: PacketBuf> {
     by_nat: HashMap<IpAddr, (usize, usize)>,
     /// GRE over IP: (local IP, remote IP) -> (client slot, path index).
     by_ip_pair: HashMap<(IpAddr, IpAddr), (usize, usize)>,
+    /// Local UDP endpoints of every path (to tell an unknown peer from a stray packet).
+    udp_locals: std::collections::HashSet<SocketAddr>,
     reasm: Reassembler,
     slab: Slab<B>,
     counters: EngineCounters,
@@ -292,6 +298,7 @@ impl<B: PacketBuf> Engine<B> {
             by_udp: HashMap::new(),
             by_nat: HashMap::new(),
             by_ip_pair: HashMap::new(),
+            udp_locals: std::collections::HashSet::new(),
             slab: Slab {
                 items: Vec::new(),
                 free: Vec::new(),
@@ -397,6 +404,7 @@ impl<B: PacketBuf> Engine<B> {
         for pi in 0..self.clients[slot].as_ref().map_or(0, |c| c.paths.len()) {
             self.index_path(slot, pi);
         }
+        self.rebuild_locals();
         Ok(())
     }
 
@@ -412,9 +420,9 @@ impl<B: PacketBuf> Engine<B> {
             (_, Adaptation::UdpTunnel { .. }) => d
                 .remote
                 .is_some_and(|r| taken(self.by_udp.get(&(d.local, r)))),
-            (Convergence::Trailer, Adaptation::ClientNat) => d
-                .client_addr
-                .is_some_and(|a| taken(self.by_nat.get(&a))),
+            (Convergence::Trailer, Adaptation::ClientNat) => {
+                d.client_addr.is_some_and(|a| taken(self.by_nat.get(&a)))
+            }
             (Convergence::Gre, _) => d
                 .peer_ip()
                 .is_some_and(|r| taken(self.by_ip_pair.get(&(d.local.ip(), r)))),
@@ -452,14 +460,32 @@ impl<B: PacketBuf> Engine<B> {
         self.by_udp.retain(|_, v| v.0 != ci);
         self.by_nat.retain(|_, v| v.0 != ci);
         self.by_ip_pair.retain(|_, v| v.0 != ci);
+        self.rebuild_locals();
+    }
+
+    /// Recomputes the set of local UDP endpoints (on configuration changes only).
+    fn rebuild_locals(&mut self) {
+        self.udp_locals.clear();
+        for c in self.clients.iter().flatten() {
+            for p in &c.paths {
+                if matches!(p.cfg.adaptation, Adaptation::UdpTunnel { .. }) {
+                    self.udp_locals.insert(p.cfg.local);
+                }
+            }
+        }
     }
 
     fn reindex_client(&mut self, ci: usize) {
         self.unindex_client(ci);
-        let n = self.clients.get(ci).and_then(|c| c.as_ref()).map_or(0, |c| c.paths.len());
+        let n = self
+            .clients
+            .get(ci)
+            .and_then(|c| c.as_ref())
+            .map_or(0, |c| c.paths.len());
         for pi in 0..n {
             self.index_path(ci, pi);
         }
+        self.rebuild_locals();
     }
 
     /// Removes a client; every buffer it holds (reorder buffers) goes back to the pool.
@@ -500,7 +526,10 @@ impl<B: PacketBuf> Engine<B> {
         client: ClientId,
         d: DeliveryConfig,
     ) -> Result<(), ConfigError> {
-        let ci = *self.by_id.get(&client).ok_or(ConfigError::UnknownClient(client))?;
+        let ci = *self
+            .by_id
+            .get(&client)
+            .ok_or(ConfigError::UnknownClient(client))?;
         let Some(c) = self.clients.get(ci).and_then(|c| c.as_ref()) else {
             return Err(ConfigError::UnknownClient(client));
         };

@@ -2,7 +2,12 @@
 //! `flow::concat`), so the engine names them in one place.
 //!
 //! TEMPORARY: stubs until flow::fragment / flow::concat land on main.
-#![allow(dead_code, unused_variables, clippy::too_many_arguments, clippy::ptr_arg)]
+#![allow(
+    dead_code,
+    unused_variables,
+    clippy::too_many_arguments,
+    clippy::ptr_arg
+)]
 
 use crate::buf::{BufPool, PacketBuf};
 use crate::drop::DropReason;

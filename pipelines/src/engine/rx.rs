@@ -121,6 +121,9 @@ impl<B: PacketBuf> Engine<B> {
         if let Some(&(ci, pi)) = self.by_udp.get(&(dst_s, src_s)) {
             return self.rx_tunnel_payload(ci, pi, pkt, None, now, pool, out);
         }
+        if !self.udp_locals.contains(&dst_s) {
+            return self.drop_buf(pool, pkt, DropReason::UnknownDeliveryPacket);
+        }
         // Unknown peer: identify the client by the inner anchor address and the path by the
         // local endpoint, then allow a rebinding only for a PDU of the client's session.
         let Some(anchor) = self.inner_anchor(pkt.data()) else {
@@ -220,7 +223,10 @@ impl<B: PacketBuf> Engine<B> {
             let path = pi
                 .and_then(|pi| c.paths.get(pi))
                 .map(|p| p.cfg.id)
-                .or_else(|| c.path_index(super::PathId(pdu.cid)).map(|_| super::PathId(pdu.cid)));
+                .or_else(|| {
+                    c.path_index(super::PathId(pdu.cid))
+                        .map(|_| super::PathId(pdu.cid))
+                });
             Some((c.cfg.id, path))
         }) {
             Some((c, p)) => (Some(c), p),
@@ -290,8 +296,7 @@ impl<B: PacketBuf> Engine<B> {
                 return None;
             }
             let pi = c.paths.iter().position(|p| {
-                !matches!(p.cfg.adaptation, Adaptation::UdpTunnel { .. })
-                    && p.cfg.local.ip() == dst
+                !matches!(p.cfg.adaptation, Adaptation::UdpTunnel { .. }) && p.cfg.local.ip() == dst
             })?;
             Some((ci, pi))
         });
@@ -541,7 +546,17 @@ impl<B: PacketBuf> Engine<B> {
             self.rebind(ci, pi, from);
         }
         self.mark_alive(ci, pi, bytes, now);
-        self.deliver(ci, cid, 0, repr.sequence_number, Space::Gre, pkt, now, pool, out);
+        self.deliver(
+            ci,
+            cid,
+            0,
+            repr.sequence_number,
+            Space::Gre,
+            pkt,
+            now,
+            pool,
+            out,
+        );
     }
 
     fn path_mut(&mut self, ci: usize, pi: usize) -> Option<&mut super::Path> {

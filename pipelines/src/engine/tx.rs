@@ -63,9 +63,19 @@ impl<B: PacketBuf> Engine<B> {
         pkt.trim(extra);
         let (anchor, remote, remote_port, client_port) = match self.cfg.role {
             // Downlink: from the internet (remote) to the client's anchor address.
-            Role::NMadp => (info.dst, info.src, info.ports.map(|p| p.0), info.ports.map(|p| p.1)),
+            Role::NMadp => (
+                info.dst,
+                info.src,
+                info.ports.map(|p| p.0),
+                info.ports.map(|p| p.1),
+            ),
             // Uplink: from the anchor address to the internet.
-            Role::CMadp => (info.src, info.dst, info.ports.map(|p| p.1), info.ports.map(|p| p.0)),
+            Role::CMadp => (
+                info.src,
+                info.dst,
+                info.ports.map(|p| p.1),
+                info.ports.map(|p| p.0),
+            ),
         };
         let Some(&ci) = self.by_anchor.get(&anchor) else {
             return self.drop_buf(pool, pkt, DropReason::UnknownClient);
@@ -323,7 +333,12 @@ impl<B: PacketBuf> Engine<B> {
 
     /// Sends a group: one SDU with its own trailer, or a concatenated PDU whose trailer
     /// carries the LAST SDU's SN (draft-04 §4.2.3).
-    fn flush_group(&mut self, mut g: Group<B>, pool: &mut dyn BufPool<B>, out: &mut Vec<Output<B>>) {
+    fn flush_group(
+        &mut self,
+        mut g: Group<B>,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
         let Some(p) = self.clients[g.ci].as_ref().and_then(|c| c.paths.get(g.pi)) else {
             for b in g.sdus.drain(..) {
                 self.drop_buf(pool, b, DropReason::NoPath);
@@ -351,7 +366,9 @@ impl<B: PacketBuf> Engine<B> {
         } else if count > 1 {
             match mxops::concatenate(&mut g.sdus, &t, ho, pool) {
                 Ok(pdu) => {
-                    if let Some(p) = self.clients[g.ci].as_mut().and_then(|c| c.paths.get_mut(g.pi))
+                    if let Some(p) = self.clients[g.ci]
+                        .as_mut()
+                        .and_then(|c| c.paths.get_mut(g.pi))
                     {
                         p.counters.tx_concatenated += 1;
                     }
@@ -437,7 +454,9 @@ fn sent_trailer_len(t: &MxTrailer, header_optimization: bool) -> usize {
 fn concat_trailer_len(c: Option<&super::Client>, pi: usize, ho: bool) -> usize {
     let fields = c
         .and_then(|c| c.paths.get(pi))
-        .map_or(crate::wire::mx_trailer::TrailerFields::ALL, |p| p.cfg.trailer_tx);
+        .map_or(crate::wire::mx_trailer::TrailerFields::ALL, |p| {
+            p.cfg.trailer_tx
+        });
     let mut t = MxTrailer {
         next_header: Some(0),
         connection_id: Some(0),

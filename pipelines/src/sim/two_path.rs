@@ -97,7 +97,11 @@ pub enum Event {
     Steering { at: Instant, mode: SteeringMode },
     /// Path `idx` marked usable or not in both engines by hand (for runs without the slow
     /// path): lossless switching while the link itself keeps working.
-    PathUsable { at: Instant, path: usize, usable: bool },
+    PathUsable {
+        at: Instant,
+        path: usize,
+        usable: bool,
+    },
 }
 
 impl Event {
@@ -247,9 +251,11 @@ impl Addresses {
     fn new(v6: bool) -> Self {
         let ip = |v4: &str, v6s: &str| -> IpAddr {
             if v6 {
-                v6s.parse().unwrap_or(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST))
+                v6s.parse()
+                    .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST))
             } else {
-                v4.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+                v4.parse()
+                    .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
             }
         };
         let n = ip("192.0.2.1", "2001:db8:ffff::1");
@@ -677,7 +683,13 @@ impl TwoPathSim {
             c = 0xFFFF;
         }
         b.data_mut()[ck_at..ck_at + 2].copy_from_slice(&c.to_be_bytes());
-        let _ = crate::engine::adapt::push_ip(&mut b, src.ip(), dst.ip(), spec.protocol, counter as u16);
+        let _ = crate::engine::adapt::push_ip(
+            &mut b,
+            src.ip(),
+            dst.ip(),
+            spec.protocol,
+            counter as u16,
+        );
         if let Some(x) = b.data_mut().get_mut(1) {
             if src.is_ipv4() {
                 *x = spec.dscp << 2;
@@ -795,11 +807,13 @@ impl TwoPathSim {
         // Link arrivals.
         for i in 0..self.paths.len() {
             while let Some(pkt) = self.paths[i].down.poll(now) {
-                self.cmadp.from_delivery(pkt, now, &mut self.pool, &mut self.out);
+                self.cmadp
+                    .from_delivery(pkt, now, &mut self.pool, &mut self.out);
                 self.route(false, now);
             }
             while let Some(pkt) = self.paths[i].up.poll(now) {
-                self.nmadp.from_delivery(pkt, now, &mut self.pool, &mut self.out);
+                self.nmadp
+                    .from_delivery(pkt, now, &mut self.pool, &mut self.out);
                 self.route(true, now);
             }
         }
@@ -974,7 +988,10 @@ impl TwoPathSim {
                         padding_len: probe.padding_len,
                     }),
                 };
-                if let Some(b) = self.nmadp.build_control(self.client, id, &req, &mut self.pool) {
+                if let Some(b) = self
+                    .nmadp
+                    .build_control(self.client, id, &req, &mut self.pool)
+                {
                     self.paths[i].down.send(b, now);
                 }
             }
