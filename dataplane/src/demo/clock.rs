@@ -1,16 +1,7 @@
-//! The demo's clock for links and traffic: monotonic nanoseconds (`std::time::Instant`, which is
-//! `CLOCK_MONOTONIC` on Linux) since a process-wide epoch, offset by one second so that no real
-//! time is 0 (engines read 0 as "never").
+//! The demo's clock: the runtime's (`CLOCK_MONOTONIC` ns), so that links, traffic and engines
+//! share one time base.
 
-use std::sync::OnceLock;
-use std::time::Instant;
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// Monotonic time now, ns.
+/// `CLOCK_MONOTONIC` now, ns (never 0).
 pub fn now_ns() -> u64 {
-    let e = EPOCH.get_or_init(Instant::now);
-    u64::try_from(e.elapsed().as_nanos())
-        .unwrap_or(u64::MAX)
-        .saturating_add(1_000_000_000)
+    crate::runtime::clock::now()
 }

@@ -13,10 +13,10 @@
 //! (N side: destination = the client's address on that access network; C side: source).
 
 pub mod config;
-pub mod fallback;
 pub mod link_pump;
 pub mod node;
 pub mod report;
+pub mod runtime_node;
 pub mod switch;
 pub mod traffic;
 
@@ -32,9 +32,11 @@ use pipelines::HeapBuf;
 
 use crate::ports::ring::ring_pair;
 use crate::ports::Port;
+use crate::runtime::{DeliveryPort, PathSet};
 use link_pump::{LinkCmd, LinkPump};
 use node::DemoNode;
 use report::{Report, Sample};
+use runtime_node::RuntimeNode;
 use switch::Switch;
 use traffic::Traffic;
 
@@ -149,18 +151,6 @@ fn check_args(a: &DemoArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts a node on its ports: the runtime when this build has it, otherwise the clearly
-/// labelled fallback loop.
-fn start_node(
-    cfg: &crate::config::Config,
-    anchor: Box<dyn Port<HeapBuf>>,
-    delivery: Box<dyn Port<HeapBuf>>,
-    seed: u64,
-) -> Result<Box<dyn DemoNode>, String> {
-    fallback::FallbackNode::start(cfg, anchor, delivery, seed)
-        .map(|n| Box::new(n) as Box<dyn DemoNode>)
-}
-
 /// Runs the demo; returns the process exit code (0: the application saw no reordering and no
 /// duplicates; 1: it did; 2: bad arguments or start-up failure).
 pub fn run(args: &DemoArgs) -> i32 {
@@ -198,31 +188,39 @@ fn run_inner(args: &DemoArgs) -> Result<Report, String> {
     let params = config::Params {
         steering: args.steering.clone(),
         rate_mbps,
-        probe_interval_ms: 50,
+        // The runtime declares a probe lost after min(interval, 500 ms) (runtime::mapping::
+        // monitor_config): the interval must exceed the worst RTT, both delays plus a full
+        // ~100 ms bottleneck queue each way.
+        probe_interval_ms: (2.0 * args.wifi_delay.max(args.lte_delay) + 200.0).clamp(200.0, 1000.0)
+            as u32,
         workers: 1,
         tag: std::process::id().to_string(),
     };
     let (ncfg, ccfg) = config::build(&addrs, &params).map_err(|e| e.to_string())?;
 
-    // Ports.
+    // Ports. The N-MADP has one delivery port for every path (like a NIC; the switch forwards by
+    // the client's address on each access network); the C-MADP one per access interface.
     const CAP: usize = 4096;
     let (n_anchor, n_app) = ring_pair::<HeapBuf>("n-anchor", "internet", CAP);
     let (c_anchor, c_app) = ring_pair::<HeapBuf>("c-anchor", "client-app", CAP);
     let (n_delivery, n_trunk) = ring_pair::<HeapBuf>("n-delivery", "switch-n", CAP);
-    let (c_delivery, c_trunk) = ring_pair::<HeapBuf>("c-delivery", "switch-c", CAP);
     let names = ["wifi", "lte"];
     let cfgs = [
         (args.wifi_rate, args.wifi_delay, args.wifi_loss),
         (args.lte_rate, args.lte_delay, args.lte_loss),
     ];
     let mut n_branches: Vec<Box<dyn Port<HeapBuf>>> = Vec::new();
-    let mut c_branches: Vec<Box<dyn Port<HeapBuf>>> = Vec::new();
+    let mut c_deliveries = Vec::new();
     let mut pumps = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let (nb, pa) = ring_pair::<HeapBuf>(&format!("switch-n:{name}"), &format!("{name}:a"), CAP);
-        let (pb, cb) = ring_pair::<HeapBuf>(&format!("{name}:b"), &format!("switch-c:{name}"), CAP);
+        let (nb, pa) = ring_pair::<HeapBuf>(&format!("switch-n:{name}"), &format!("{name}:n"), CAP);
+        let (pb, cd) =
+            ring_pair::<HeapBuf>(&format!("{name}:c"), &format!("c-delivery:{name}"), CAP);
         n_branches.push(Box::new(nb));
-        c_branches.push(Box::new(cb));
+        c_deliveries.push(DeliveryPort {
+            port: Box::new(cd),
+            paths: PathSet::Only(vec![i as u8]),
+        });
         let (r, d, l) = cfgs[i];
         let seed = args.seed.wrapping_mul(16).wrapping_add(i as u64 * 2);
         pumps.push(
@@ -242,26 +240,26 @@ fn run_inner(args: &DemoArgs) -> Result<Report, String> {
         Box::new(n_trunk),
         n_branches,
         switch::Match::Dst,
-        client_ips.clone(),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut sw_c = Switch::start(
-        "c",
-        Box::new(c_trunk),
-        c_branches,
-        switch::Match::Src,
         client_ips,
     )
     .map_err(|e| e.to_string())?;
 
-    // Nodes.
-    let mut nmadp = start_node(&ncfg, Box::new(n_anchor), Box::new(n_delivery), args.seed)?;
-    let mut cmadp = start_node(
-        &ccfg,
+    // Nodes: the real runtime (worker + slow-path threads) for both.
+    let mut nmadp: Box<dyn DemoNode> = Box::new(RuntimeNode::start(
+        ncfg,
+        Box::new(n_anchor),
+        vec![DeliveryPort {
+            port: Box::new(n_delivery),
+            paths: PathSet::All,
+        }],
+        args.seed,
+    )?);
+    let mut cmadp: Box<dyn DemoNode> = Box::new(RuntimeNode::start(
+        ccfg,
         Box::new(c_anchor),
-        Box::new(c_delivery),
-        args.seed + 1,
-    )?;
+        c_deliveries,
+        args.seed.wrapping_add(1),
+    )?);
 
     // Traffic.
     let flows = traffic::demo_flows(
@@ -393,7 +391,6 @@ fn run_inner(args: &DemoArgs) -> Result<Report, String> {
     nmadp.stop();
     cmadp.stop();
     sw_n.stop();
-    sw_c.stop();
     for p in &mut pumps {
         p.stop();
     }
@@ -406,7 +403,7 @@ fn run_inner(args: &DemoArgs) -> Result<Report, String> {
         &client.stats(),
         &nmadp.view(),
         &cmadp.view(),
-        sw_n.unroutable() + sw_c.unroutable(),
+        sw_n.unroutable(),
     );
     Ok(report)
 }

@@ -17,6 +17,8 @@ pub struct PathView {
     pub loss: Option<f64>,
     /// Path state (`probing`, `active`, `suspect`, `down`; a C-MADP: `usable`/`unusable`).
     pub state: String,
+    /// In the steering set.
+    pub usable: bool,
 }
 
 /// A snapshot of one node.
@@ -34,17 +36,15 @@ pub struct NodeView {
     pub drops: Vec<(String, u64)>,
     pub anchor_rx: u64,
     pub anchor_tx: u64,
+    /// Implementation-specific counters (slow path, worker loop), for the JSON summary.
+    pub details: serde_json::Value,
 }
 
 impl NodeView {
     /// Every path carries user data: probes answered (N-MADP `active`) or in use (C-MADP
     /// `usable`), i.e. the initialization phase of draft-04 §5.2 is over.
     pub fn all_paths_ready(&self) -> bool {
-        !self.paths.is_empty()
-            && self
-                .paths
-                .iter()
-                .all(|p| p.state == "active" || p.state == "usable")
+        !self.paths.is_empty() && self.paths.iter().all(|p| p.usable)
     }
 }
 

@@ -437,6 +437,7 @@ impl Report {
                 "anchor_rx": v.anchor_rx,
                 "anchor_tx": v.anchor_tx,
                 "drops": drops(&v.drops),
+                "details": v.details,
             })
         };
         json!({

@@ -173,7 +173,11 @@ mod tests {
         assert_eq!((x.headroom(), x.len()), (16, 0));
         assert!(x.extend_from_slice(&[1, 2, 3]));
         b.free(x);
-        assert_eq!(b.alloc().unwrap().len(), 0, "recycled buffers come back empty");
+        assert_eq!(
+            b.alloc().unwrap().len(),
+            0,
+            "recycled buffers come back empty"
+        );
     }
 
     #[test]
