@@ -91,8 +91,7 @@ fn demo_fails_over_to_lte_when_wifi_is_cut() {
     let tl = v["timeline"].as_array().expect("timeline");
     let at = |t: f64| {
         tl.iter()
-            .filter(|s| s["t_s"].as_f64().unwrap_or(0.0) <= t)
-            .next_back()
+            .rfind(|s| s["t_s"].as_f64().unwrap_or(0.0) <= t)
             .unwrap_or_else(|| panic!("no sample before {t} s: {tl:?}"))
     };
     let (a, b) = (at(2.0), at(3.0));

@@ -73,6 +73,30 @@ probe = {{ interval_ms = {probe}, keepalive_ms = {probe}, dead_after = 3 }}
     )
 }
 
+/// The `[[client.delivery]]` tables: wifi (id 0) and lte (id 1).
+fn deliveries(local: &[SocketAddr; 2], remote: &[SocketAddr; 2], p: &Params) -> String {
+    let mut s = String::new();
+    for (i, name) in PATH_NAMES.iter().enumerate() {
+        s += &format!(
+            r#"
+[[client.delivery]]
+id = {i}
+name = "{name}"
+local = "{local}"
+remote = "{remote}"
+priority = {i}
+weight = {weight}
+rate_mbps = {rate}
+"#,
+            local = local[i],
+            remote = remote[i],
+            weight = p.rate_mbps[i].max(1),
+            rate = p.rate_mbps[i].max(1),
+        );
+    }
+    s
+}
+
 /// The N-MADP's configuration as TOML.
 pub fn nmadp_toml(a: &Addresses, p: &Params) -> String {
     let mut s = format!(
@@ -109,25 +133,7 @@ connection_id = 1
         common = common(p),
         anchor = a.anchor,
     );
-    for i in 0..2 {
-        s += &format!(
-            r#"
-[[client.delivery]]
-id = {i}
-name = "{name}"
-local = "{local}"
-remote = "{remote}"
-priority = {i}
-weight = {weight}
-rate_mbps = {rate}
-"#,
-            name = PATH_NAMES[i],
-            local = a.n_local[i],
-            remote = a.c_local[i],
-            weight = p.rate_mbps[i].max(1),
-            rate = p.rate_mbps[i].max(1),
-        );
-    }
+    s += &deliveries(&a.n_local, &a.c_local, p);
     s
 }
 
@@ -166,25 +172,7 @@ connection_id = 1
         common = common(p),
         anchor = a.anchor,
     );
-    for i in 0..2 {
-        s += &format!(
-            r#"
-[[client.delivery]]
-id = {i}
-name = "{name}"
-local = "{local}"
-remote = "{remote}"
-priority = {i}
-weight = {weight}
-rate_mbps = {rate}
-"#,
-            name = PATH_NAMES[i],
-            local = a.c_local[i],
-            remote = a.n_local[i],
-            weight = p.rate_mbps[i].max(1),
-            rate = p.rate_mbps[i].max(1),
-        );
-    }
+    s += &deliveries(&a.c_local, &a.n_local, p);
     s
 }
 

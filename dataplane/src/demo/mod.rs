@@ -3,14 +3,16 @@
 //! uplink traffic that an application-like sink checks for order, duplicates and loss.
 //!
 //! ```text
-//!  traffic "internet"            N-MADP                 switch N     link pumps      switch C        C-MADP            traffic "client"
-//!  (gen down, sink up) <-ring-> anchor | delivery <-ring-> trunk ==+== wifi (A<->B) ==+== trunk <-ring-> delivery | anchor <-ring-> (gen up, sink down)
-//!                                                                  +== lte  (A<->B) ==+
+//!  traffic "internet"          N-MADP (runtime)            switch        link pumps          C-MADP (runtime)          traffic "client"
+//!  gen down, sink up <-ring-> anchor | delivery <-ring-> trunk +-ring-> wifi (2 links) <-ring-> delivery:wifi | anchor <-ring-> gen up, sink down
+//!                             worker + slow path               +-ring-> lte  (2 links) <-ring-> delivery:lte  | worker + slow path
 //! ```
 //!
-//! Every box is a thread; every arrow an in-memory ring port (`ports::ring`). Each node has one
-//! delivery port, like a NIC carrying every path; the switches forward by the outer IP address
-//! (N side: destination = the client's address on that access network; C side: source).
+//! Every box is a thread (each node: one worker thread and the slow-path thread of
+//! [`crate::runtime`]); every arrow an in-memory ring port (`ports::ring`). The N-MADP has one
+//! delivery port for all paths, like a NIC, and the switch forwards by the outer destination
+//! address (the client's address on each access network); the C-MADP has one delivery port per
+//! access interface (`PathSet::Only`), as with one UDP socket per interface.
 
 pub mod config;
 pub mod link_pump;

@@ -94,12 +94,11 @@ pub fn progress_line(prev: Option<&Sample>, s: &Sample, tty: bool) -> String {
             mbit(l.up.bytes_delivered - pu, dt),
             ms(p.and_then(|p| p.rtt_ns)),
             pct(p.and_then(|p| p.loss)),
-            if l.is_up {
-                p.map_or("?", |p| p.state.as_str())
-            } else {
-                "LINK DOWN"
-            },
+            p.map_or("?", |p| p.state.as_str()),
         );
+        if !l.is_up {
+            line += " [link cut]";
+        }
     }
     let (dd, ud) = prev.map_or((0, 0), |p| (p.down_delivered.1, p.up_delivered.1));
     line += &format!(
