@@ -25,6 +25,7 @@
 
 pub mod admin;
 pub mod clock;
+pub mod daemon;
 pub mod directory;
 pub mod mapping;
 pub mod pool;
