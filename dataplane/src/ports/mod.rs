@@ -4,6 +4,8 @@
 //! the fast path allocates nothing once warm.
 
 pub mod af_packet;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod ring;
 pub mod tun;
 pub mod udp_socket;
