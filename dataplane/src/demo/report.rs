@@ -299,11 +299,11 @@ impl Report {
                 ""
             }
         );
-        s += "path  dir   packets   Mbit/s  RTT      loss   state       link drops (loss/queue/down)\n";
+        s += "path  dir   packets   Mbit/s  RTT      loss   state         link drops (loss/queue/down)\n";
         for p in &self.paths {
             for (dir, l) in [("down", &p.down), ("up", &p.up)] {
                 s += &format!(
-                    "{:<5} {:<4} {:>9} {:>8.1}  {:<8} {:<6} {:<11} {}/{}/{}\n",
+                    "{:<5} {:<4} {:>9} {:>8.1}  {:<8} {:<6} {:<13} {}/{}/{}\n",
                     p.name,
                     dir,
                     l.delivered,
@@ -311,9 +311,9 @@ impl Report {
                     ms(Self::path_rtt(p)),
                     pct(p.n.loss),
                     if p.link_up {
-                        p.n.state.as_str()
+                        p.n.state.clone()
                     } else {
-                        "link down"
+                        format!("{} (cut)", p.n.state)
                     },
                     l.dropped_loss,
                     l.dropped_queue,
