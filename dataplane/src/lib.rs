@@ -2,5 +2,6 @@
 pub mod admin;
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod ports;
 pub mod runtime;

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 use dataplane::decode::{self, DecodeArgs};
+use dataplane::demo::{self, DemoArgs};
 use dataplane::runtime::daemon;
 
 #[derive(Debug, Parser)]
@@ -23,6 +24,9 @@ struct Cli {
 enum Command {
     /// Decode MX PDUs (hex, standard input or a pcap capture) and print their layers.
     Decode(DecodeArgs),
+    /// Run an N-MADP and a C-MADP in this process over emulated "wifi" and "lte" links, with
+    /// live progress and a summary (no root, no NIC, no configuration).
+    Demo(DemoArgs),
     /// Run the N-MADP daemon until SIGINT/SIGTERM (or `nmadpctl shutdown`).
     Run(RunArgs),
     /// Validate a configuration file and print a summary (exit 1 with FILE:LINE errors).
@@ -56,6 +60,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match &cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Run(a) => daemon::run(
             &a.config,
             None,
