@@ -3,3 +3,4 @@ pub mod admin;
 pub mod config;
 pub mod decode;
 pub mod ports;
+pub mod runtime;

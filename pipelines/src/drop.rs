@@ -101,6 +101,25 @@ drop_reasons! {
     ReassemblyTimeout => "reassembly_timeout",
     /// The worker's buffer pool had no free buffer for a packet being built (an extra MX
     /// fragment, a reassembled SDU or a disaggregated SDU).
+    /// Engine: no configured client owns the packet's anchor address (draft-04 §4.2: packets
+    /// are classified per client).
+    UnknownClient => "unknown_client",
+    /// Engine: a delivery PDU from an endpoint that is not (and may not become) the path's peer:
+    /// NAT rebinding is allowed only for data PDUs that match the client's session.
+    UnknownPeer => "unknown_peer",
+    /// Engine: a delivery-side packet that is neither control, UDP tunnel, MX (114) nor GRE (47)
+    /// for any configured path.
+    UnknownDeliveryPacket => "unknown_delivery_packet",
+    /// Engine: an SDU larger than the path allows under GRE convergence, which has no MX
+    /// fragmentation (draft-04 §4.4).
+    TooBigForGre => "too_big_for_gre",
+    /// Engine: the PDU names an anchor connection the client does not have.
+    UnknownAnchor => "unknown_anchor",
+    /// Engine: the PDU would open more receive flows than configured per client.
+    TooManyFlows => "too_many_flows",
+    /// Engine: the path's peer endpoint is not known yet (to be learned from its first PDU).
+    NoRemote => "no_remote",
+    /// Engine: the buffer pool had no buffer (duplicate copy, control PDU).
     PoolExhausted => "pool_exhausted",
 }
 

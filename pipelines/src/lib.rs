@@ -12,6 +12,7 @@
 
 pub mod buf;
 pub mod drop;
+pub mod engine;
 pub mod flow;
 pub mod mx;
 pub mod wire;

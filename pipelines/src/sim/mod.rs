@@ -3,3 +3,4 @@
 
 pub mod clock;
 pub mod link;
+pub mod two_path;

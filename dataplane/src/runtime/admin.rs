@@ -1,0 +1,290 @@
+//! The admin socket's view of the runtime: [`AdminBackend`] for [`RuntimeHandle`]. Every method
+//! reads published snapshots or sends commands; none touches a worker's state directly.
+
+use std::sync::atomic::Ordering;
+
+use crate::admin::protocol::{
+    ClientInfo, CounterRow, CounterScope, CounterSet, DropCounts, LatencyInfo, PathInfo,
+    PathStateName, Status, SteeringInfo, PROTOCOL_VERSION,
+};
+use crate::admin::AdminBackend;
+use crate::config::{Role, SteeringMode};
+
+use super::stats::WorkerSnapshot;
+use super::RuntimeHandle;
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+impl RuntimeHandle {
+    fn path_infos(&self, client: Option<&str>) -> Result<Vec<PathInfo>, String> {
+        let clients = self.inner.clients.lock().clone();
+        if let Some(c) = client {
+            if !clients.contains_key(c) {
+                return Err(format!("no client named \"{c}\""));
+            }
+        }
+        let status = self.path_status();
+        let snaps = self.snapshots();
+        let mut out = Vec::new();
+        for (name, e) in clients.iter().filter(|(n, _)| client.is_none_or(|c| c == *n)) {
+            for d in &e.cfg.deliveries {
+                let mut p = PathInfo::from_config(name, d);
+                if let Some(s) = status
+                    .iter()
+                    .find(|s| s.client == e.id && s.id.0 == d.id)
+                {
+                    p.state = PathStateName::from(s.state);
+                    p.srtt_ms = s.srtt_ns.map(ms);
+                    p.rttvar_ms = ms(s.rttvar_ns);
+                    p.min_rtt_ms = s.min_rtt_ns.map(ms);
+                    p.loss = s.loss;
+                }
+                if let Some(ps) = snaps
+                    .get(e.owner)
+                    .and_then(|s| s.client(e.id))
+                    .and_then(|c| c.paths.iter().find(|p| p.id.0 == d.id))
+                {
+                    if let Some(r) = ps.remote {
+                        p.remote = Some(r.to_string());
+                    }
+                }
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    fn client_info(&self, name: &str) -> Result<ClientInfo, String> {
+        let e = self
+            .inner
+            .clients
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no client named \"{name}\""))?;
+        Ok(ClientInfo {
+            name: name.to_owned(),
+            anchor_address: e.cfg.anchor_address.to_string(),
+            steering: SteeringInfo::from_client(&e.cfg),
+            paths: self.path_infos(Some(name))?,
+            counters: self.client_counter_set(name).unwrap_or_else(CounterSet::zero),
+        })
+    }
+
+    fn client_counter_set(&self, name: &str) -> Option<CounterSet> {
+        let c = self.client_counters(name)?;
+        Some(CounterSet {
+            rx_packets: c.rx_sdus,
+            rx_bytes: c.rx_bytes,
+            tx_packets: c.tx_sdus,
+            tx_bytes: c.tx_bytes,
+            drops: DropCounts::zero(),
+            ..CounterSet::zero()
+        })
+    }
+
+    fn worker_counter_set(s: &WorkerSnapshot) -> CounterSet {
+        let lc = s.loop_counters;
+        let (mut rxb, mut txb) = (0, 0);
+        for p in &s.ports {
+            rxb += p.stats.rx_bytes;
+            txb += p.stats.tx_bytes;
+        }
+        CounterSet {
+            rx_packets: lc.rx_packets,
+            rx_bytes: rxb,
+            tx_packets: lc.tx_packets,
+            tx_bytes: txb,
+            bursts: lc.bursts,
+            handoffs_in: lc.handoffs_in,
+            handoffs_out: lc.handoffs_out,
+            ring_full: lc.handoff_full + lc.control_ring_full,
+            drops: DropCounts::from_array(&s.engine.drops),
+        }
+    }
+}
+
+impl AdminBackend for RuntimeHandle {
+    fn status(&self) -> Result<Status, String> {
+        let snaps = self.snapshots();
+        let (rx, tx) = self.port_totals();
+        let drops: u64 = snaps.iter().map(|s| s.engine.total_drops()).sum();
+        let paths = self.path_status();
+        let (cfg_role, node_name) = {
+            let c = self.inner.config.lock();
+            (c.node.role, c.node.name.clone())
+        };
+        let now = std::time::Instant::now();
+        let (rx_pps, tx_pps) = {
+            let mut r = self.inner.rate.lock();
+            let dt = now.duration_since(r.0).as_secs_f64();
+            let v = if dt > 0.0 && r.1 > 0 {
+                (
+                    rx.saturating_sub(r.1) as f64 / dt,
+                    tx.saturating_sub(r.2) as f64 / dt,
+                )
+            } else {
+                (0.0, 0.0)
+            };
+            *r = (now, rx, tx);
+            v
+        };
+        Ok(Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: PROTOCOL_VERSION,
+            role: match cfg_role {
+                Role::NMadp => "n-madp".into(),
+                Role::CMadp => "c-madp".into(),
+            },
+            node_name,
+            uptime_s: self.inner.started.elapsed().as_secs(),
+            workers: self.workers() as u16,
+            clients: self.inner.clients.lock().len() as u64,
+            paths: paths.len() as u64,
+            paths_up: paths
+                .iter()
+                .filter(|p| p.state == pipelines::flow::path_monitor::PathState::Active)
+                .count() as u64,
+            rx_pps,
+            tx_pps,
+            rx_packets: rx,
+            tx_packets: tx,
+            drops,
+        })
+    }
+
+    fn clients_list(&self) -> Result<Vec<ClientInfo>, String> {
+        self.client_names()
+            .iter()
+            .map(|n| self.client_info(n))
+            .collect()
+    }
+
+    fn clients_show(&self, client: &str) -> Result<ClientInfo, String> {
+        self.client_info(client)
+    }
+
+    fn clients_add(&self, toml: &str) -> Result<ClientInfo, String> {
+        let base = self.config();
+        let c = base
+            .parse_client(toml, "clients.add")
+            .map_err(|e| e.to_string())?;
+        let name = c.name.clone();
+        self.add_client(c)?;
+        self.client_info(&name)
+    }
+
+    fn clients_remove(&self, client: &str) -> Result<(), String> {
+        self.remove_client(client)
+    }
+
+    fn paths_list(&self, client: Option<&str>) -> Result<Vec<PathInfo>, String> {
+        self.path_infos(client)
+    }
+
+    fn steering_show(&self, client: &str) -> Result<SteeringInfo, String> {
+        self.inner
+            .clients
+            .lock()
+            .get(client)
+            .map(|e| SteeringInfo::from_client(&e.cfg))
+            .ok_or_else(|| format!("no client named \"{client}\""))
+    }
+
+    fn steering_set(
+        &self,
+        client: &str,
+        tc: Option<u8>,
+        mode: SteeringMode,
+    ) -> Result<SteeringInfo, String> {
+        self.set_steering(client, tc, mode)?;
+        self.steering_show(client)
+    }
+
+    fn counters(
+        &self,
+        scope: CounterScope,
+        client: Option<&str>,
+    ) -> Result<Vec<CounterRow>, String> {
+        let clients = self.inner.clients.lock().clone();
+        if let Some(c) = client {
+            if !clients.contains_key(c) {
+                return Err(format!("no client named \"{c}\""));
+            }
+        }
+        let snaps = self.snapshots();
+        let mut rows = Vec::new();
+        match scope {
+            CounterScope::Workers => {
+                for s in &snaps {
+                    rows.push(CounterRow {
+                        worker: Some(s.worker),
+                        client: None,
+                        path: None,
+                        path_name: None,
+                        counters: Self::worker_counter_set(s),
+                    });
+                }
+            }
+            CounterScope::Clients => {
+                for name in clients.keys().filter(|n| client.is_none_or(|c| c == *n)) {
+                    rows.push(CounterRow {
+                        worker: None,
+                        client: Some(name.clone()),
+                        path: None,
+                        path_name: None,
+                        counters: self
+                            .client_counter_set(name)
+                            .unwrap_or_else(CounterSet::zero),
+                    });
+                }
+            }
+            CounterScope::Paths => {
+                for (name, e) in clients.iter().filter(|(n, _)| client.is_none_or(|c| c == *n)) {
+                    let cs = snaps.get(e.owner).and_then(|s| s.client(e.id));
+                    for d in &e.cfg.deliveries {
+                        let pc = cs
+                            .and_then(|c| c.paths.iter().find(|p| p.id.0 == d.id))
+                            .map(|p| p.counters)
+                            .unwrap_or_default();
+                        rows.push(CounterRow {
+                            worker: None,
+                            client: Some(name.clone()),
+                            path: Some(d.id),
+                            path_name: Some(d.name.clone()),
+                            counters: CounterSet {
+                                rx_packets: pc.rx_pdus,
+                                rx_bytes: pc.rx_bytes,
+                                tx_packets: pc.tx_pdus,
+                                tx_bytes: pc.tx_bytes,
+                                ..CounterSet::zero()
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    fn latency(&self) -> Result<Vec<LatencyInfo>, String> {
+        let mut v = vec![LatencyInfo::from_histogram(
+            "burst",
+            None,
+            &self.latency_histogram(),
+        )];
+        for w in 0..self.workers() {
+            if let Some(h) = self.worker_latency(w) {
+                v.push(LatencyInfo::from_histogram("burst", Some(w as u16), &h));
+            }
+        }
+        Ok(v)
+    }
+
+    fn shutdown(&self) -> Result<(), String> {
+        self.inner.shutdown_requested.store(true, Ordering::Release);
+        Ok(())
+    }
+}

@@ -1,0 +1,351 @@
+//! What `nmadp run`, `nmadp check-config` and `cmadp` do: load the configuration, build the
+//! ports it names, start the runtime and the admin socket, and stop cleanly on SIGINT/SIGTERM.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::admin::AdminServer;
+use crate::config::{self, Config, Endpoint, Port as PortCfg, Role};
+use crate::ports::af_packet::{AfPacketConfig, AfPacketPort, Fanout, L2Mode};
+use crate::ports::tun::{TunConfig, TunPort};
+use crate::ports::udp_socket::{UdpSocketConfig, UdpSocketPort};
+
+use super::{DeliveryPort, PathSet, Runtime, RuntimeHandle, RuntimeOptions, RuntimePorts, WorkerPorts};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Installs SIGINT and SIGTERM handlers that set a flag ([`stop_requested`]).
+pub fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe; the
+        // sigaction struct is fully initialised (zeroed, then handler and empty mask set).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Whether SIGINT or SIGTERM arrived.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// `check-config`: a summary on success; the `FILE:LINE:COLUMN` errors otherwise.
+pub fn check_config(path: &Path) -> Result<String, String> {
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    // Mapping errors (what only the engine sees) too, with the client's name.
+    let mut warnings = Vec::new();
+    for (i, c) in cfg.clients.iter().enumerate() {
+        let mut c2 = c.clone();
+        if cfg.node.role == Role::CMadp {
+            // cmadp fills kernel-chosen local endpoints in at start; check with a stand-in.
+            for d in c2.deliveries.iter_mut() {
+                if d.local.is_none() || matches!(d.local, Some(Endpoint::Udp(s)) if s.port() == 0 || s.ip().is_unspecified()) {
+                    let ip = match d.remote.map(|r| r.ip()) {
+                        Some(IpAddr::V6(_)) => "2001:db8::1".parse().unwrap(),
+                        _ => IpAddr::from([192, 0, 2, 254]),
+                    };
+                    d.local = Some(Endpoint::Udp(SocketAddr::new(ip, 40000 + u16::from(d.id))));
+                }
+            }
+        }
+        super::mapping::client(&cfg, &c2, pipelines::engine::ClientId(i as u32))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        warnings.extend(super::mapping::client_warnings(&cfg, c));
+    }
+    let paths: usize = cfg.clients.iter().map(|c| c.deliveries.len()).sum();
+    let mut s = format!(
+        "{}: ok: {} ({}), {} worker(s), anchor {:?}, delivery {:?}, control {}, {} client(s), {} delivery connection(s)\n",
+        path.display(),
+        match cfg.node.role {
+            Role::NMadp => "n-madp",
+            Role::CMadp => "c-madp",
+        },
+        cfg.node.name.as_deref().unwrap_or("unnamed"),
+        cfg.node.workers,
+        cfg.ports.anchor.kind(),
+        cfg.ports.delivery.kind(),
+        cfg.control.address,
+        cfg.clients.len(),
+        paths
+    );
+    for c in &cfg.clients {
+        s.push_str(&format!(
+            "  client {} anchor {} steering {:?}: {}\n",
+            c.name,
+            c.anchor_address,
+            c.steering,
+            c.deliveries
+                .iter()
+                .map(|d| format!("{}#{}", d.name, d.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for w in warnings {
+        s.push_str(&format!("  warning: {w}\n"));
+    }
+    Ok(s)
+}
+
+fn af_packet(iface: &str, worker: usize, group: u16, workers: usize) -> Result<AfPacketPort, String> {
+    let mut c = AfPacketConfig::new(
+        iface,
+        // AMBIGUITY (configuration): the file names no next-hop MAC; IP packets are sent in
+        // cooked mode to the broadcast address, which a point-to-point link or a gateway in
+        // promiscuous mode accepts. A `gateway_mac` key is future work.
+        L2Mode::Cooked {
+            dst_mac: [0xff; 6],
+        },
+    );
+    if workers > 1 {
+        c.fanout = Some(Fanout::hash(group));
+    }
+    AfPacketPort::open(&c).map_err(|e| format!("af-packet {iface} (worker {worker}): {e}"))
+}
+
+fn anchor_port(cfg: &Config, w: usize, n: usize) -> Result<Option<Box<dyn crate::ports::Port<pipelines::HeapBuf>>>, String> {
+    match &cfg.ports.anchor {
+        PortCfg::AfPacket { iface, .. } => Ok(Some(Box::new(af_packet(iface, w, 0x4d41, n)?))),
+        PortCfg::Tun { iface, mtu } => {
+            let tun = TunPort::open(&TunConfig {
+                name: Some(iface.clone()),
+                multi_queue: n > 1,
+            })
+            .map_err(|e| format!("tun {iface}: {e}"))?;
+            if w == 0 {
+                tun.set_mtu(u32::from(*mtu)).map_err(|e| format!("tun {iface}: mtu: {e}"))?;
+                tun.set_up().map_err(|e| format!("tun {iface}: up: {e}"))?;
+            }
+            Ok(Some(Box::new(tun)))
+        }
+        PortCfg::Ring { .. } => Err("ports.anchor: ring ports exist only inside one process (tests, `nmadp demo`)".into()),
+        PortCfg::AfXdp { .. } => Err("ports.anchor: af-xdp is not available in this build".into()),
+        PortCfg::Udp { .. } => Err("ports.anchor: udp is a delivery-side port".into()),
+        PortCfg::Dpdk { .. } => Err("ports.anchor: dpdk needs the `dpdk` build feature and its port (not wired into the runtime yet)".into()),
+    }
+}
+
+/// UDP sockets for the delivery side: one per distinct local endpoint (N-MADP) or per delivery
+/// connection (C-MADP, bound to its interface), all on worker 0 (a socket is not shared).
+/// Fills kernel-chosen local endpoints into `cfg` (C-MADP).
+fn udp_ports(cfg: &mut Config, iface: &Option<String>) -> Result<Vec<DeliveryPort>, String> {
+    let mut out: Vec<(SocketAddr, Vec<u8>, UdpSocketPort)> = Vec::new();
+    let role = cfg.node.role;
+    for c in cfg.clients.iter_mut() {
+        for d in c.deliveries.iter_mut() {
+            let want = match d.local {
+                Some(Endpoint::Udp(s)) => s,
+                _ => {
+                    let any: IpAddr = match d.remote.map(|r| r.ip()) {
+                        Some(IpAddr::V6(_)) => "::".parse().unwrap(),
+                        _ => "0.0.0.0".parse().unwrap(),
+                    };
+                    SocketAddr::new(any, 0)
+                }
+            };
+            if let Some(e) = out.iter_mut().find(|e| e.0 == want && want.port() != 0) {
+                if !e.1.contains(&d.id) {
+                    e.1.push(d.id);
+                }
+                continue;
+            }
+            let dev = d.iface.clone().or_else(|| iface.clone());
+            let port = UdpSocketPort::open(&UdpSocketConfig::new(want, dev.as_deref()))
+                .map_err(|e| format!("udp socket {want} for {} {}: {e}", c.name, d.name))?;
+            let mut bound = port.local_addr();
+            if role == Role::CMadp && bound.ip().is_unspecified() {
+                // The source the kernel picks towards the N-MADP on this interface.
+                if let Some(r) = d.remote {
+                    let probe = UdpSocket::bind(SocketAddr::new(bound.ip(), 0))
+                        .and_then(|s| s.connect(SocketAddr::new(r.ip(), 9)).map(|_| s))
+                        .and_then(|s| s.local_addr())
+                        .map_err(|e| format!("cannot find the source address towards {r}: {e}"))?;
+                    bound.set_ip(probe.ip());
+                }
+                d.local = Some(Endpoint::Udp(bound));
+            } else if role == Role::CMadp {
+                d.local = Some(Endpoint::Udp(bound));
+            }
+            out.push((want, vec![d.id], port));
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(_, ids, p)| DeliveryPort {
+            port: Box::new(p),
+            paths: PathSet::Only(ids),
+        })
+        .collect())
+}
+
+/// Opens the ports `cfg` names for `cfg.node.workers` workers.
+pub fn build_ports(cfg: &mut Config) -> Result<RuntimePorts, String> {
+    let n = usize::from(cfg.node.workers.max(1));
+    let mut workers: Vec<WorkerPorts> = (0..n).map(|_| WorkerPorts::default()).collect();
+    let delivery = cfg.ports.delivery.clone();
+    match &delivery {
+        PortCfg::Udp { iface } => {
+            workers[0].delivery = udp_ports(cfg, iface)?;
+        }
+        PortCfg::AfPacket { iface, .. } => {
+            for (w, wp) in workers.iter_mut().enumerate() {
+                wp.delivery.push(DeliveryPort {
+                    port: Box::new(af_packet(iface, w, 0x4d42, n)?),
+                    paths: PathSet::All,
+                });
+            }
+        }
+        PortCfg::Ring { .. } => return Err("ports.delivery: ring ports exist only inside one process (tests, `nmadp demo`)".into()),
+        PortCfg::AfXdp { .. } => return Err("ports.delivery: af-xdp is not available in this build".into()),
+        PortCfg::Tun { .. } => return Err("ports.delivery: tun is an anchor-side port".into()),
+        PortCfg::Dpdk { .. } => return Err("ports.delivery: dpdk needs the `dpdk` build feature and its port (not wired into the runtime yet)".into()),
+    }
+    // A TUN anchor with one worker queue per worker only when several workers.
+    for (w, wp) in workers.iter_mut().enumerate() {
+        wp.anchor = anchor_port(cfg, w, n)?;
+    }
+    Ok(RuntimePorts { workers })
+}
+
+/// Options of [`run`].
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub busy_poll: bool,
+    /// Do not open the admin socket.
+    pub no_admin: bool,
+    /// Overrides `node.admin_socket`.
+    pub admin_socket: Option<std::path::PathBuf>,
+}
+
+/// Loads, starts and runs until SIGINT/SIGTERM (or the admin socket's `shutdown`), then
+/// stops cleanly and prints the final counters. Returns the process exit code.
+pub fn run(path: &Path, expect: Option<Role>, opts: &RunOptions) -> i32 {
+    let mut cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    if let Some(r) = expect {
+        if cfg.node.role != r {
+            eprintln!(
+                "{}: node.role is {:?}, this program runs {:?}",
+                path.display(),
+                cfg.node.role,
+                r
+            );
+            return 1;
+        }
+    }
+    install_signal_handlers();
+    let ports = match build_ports(&mut cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return 1;
+        }
+    };
+    let mut ropts = RuntimeOptions::default();
+    ropts.loop_options.busy_poll = opts.busy_poll;
+    let admin_path = opts
+        .admin_socket
+        .clone()
+        .unwrap_or_else(|| cfg.node.admin_socket.clone());
+    let handle = match Runtime::start_with(cfg, ports, ropts) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return 1;
+        }
+    };
+    for w in handle.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let admin = if opts.no_admin {
+        None
+    } else {
+        match AdminServer::bind(&admin_path, Arc::new(handle.clone())) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("admin socket: {e} (continuing without it)");
+                None
+            }
+        }
+    };
+    eprintln!("running with {} worker(s); SIGINT or SIGTERM stops", handle.workers());
+    while !stop_requested() && !handle.shutdown_requested() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("stopping");
+    if let Some(a) = admin {
+        a.shutdown();
+    }
+    let code = match handle.shutdown() {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("shutdown: {e}");
+            2
+        }
+    };
+    print_final(&handle);
+    code
+}
+
+/// Final counters, one line per worker and per port.
+pub fn print_final(handle: &RuntimeHandle) {
+    for s in handle.snapshots() {
+        let l = s.loop_counters;
+        println!(
+            "worker {}: rx {} tx {} bursts {} handoffs in {} out {} ring-full {} drops {} reorder-held {}",
+            s.worker,
+            l.rx_packets,
+            l.tx_packets,
+            l.bursts,
+            l.handoffs_in,
+            l.handoffs_out,
+            l.handoff_full + l.control_ring_full,
+            s.engine.total_drops(),
+            s.reorder_depth
+        );
+        for (r, n) in s.engine.nonzero_drops() {
+            println!("  drop {}: {n}", r.as_str());
+        }
+        for p in &s.ports {
+            println!(
+                "  port {} ({}): rx {} tx {} rx-dropped {} tx-dropped {}",
+                p.name, p.side, p.stats.rx_packets, p.stats.tx_packets, p.stats.rx_dropped, p.stats.tx_dropped
+            );
+        }
+    }
+    let h = handle.latency_histogram();
+    if !h.is_empty() {
+        println!(
+            "latency (burst residence): p50 {} ns, p99 {} ns, max {} ns, {} samples",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.max(),
+            h.len()
+        );
+    }
+}
+
+/// For `config` users that only need the role name.
+pub fn role_name(r: config::Role) -> &'static str {
+    match r {
+        config::Role::NMadp => "n-madp",
+        config::Role::CMadp => "c-madp",
+    }
+}

@@ -1,0 +1,487 @@
+//! The slow-path thread: path monitoring and control PDUs (draft-04 §5), off the workers.
+//!
+//! * N-MADP: one [`PathMonitor`] per client path. Probe REQs are sent on the monitor's schedule
+//!   (a `SendControl` command to the client's owner, which builds the PDU with
+//!   `Engine::build_control` and transmits it); probe ACKs and keep-alives arriving as
+//!   `Output::Control` feed the monitor; data received on a path (the owner's published
+//!   `last_rx`) counts as liveness. When a monitor's usability, OWD estimate or loss-scaled
+//!   weight changes, the owner gets `set_path_usable` / `set_path_estimates` /
+//!   `update_delivery`.
+//! * C-MADP: keep-alives on every path every `keepalive_ms` (draft-04 §5.1); probe REQs that
+//!   ask for it are answered with a probe ACK on the R-CID path when present, else on the
+//!   path the REQ came over (draft-04 §5.2). Its own view of a path is liveness: a path that
+//!   has shown no sign of life (REQ, keep-alive or data) for `keepalive_timeout` while another
+//!   path has, leaves the steering set until it shows one again. (Never all paths: the N-MADP
+//!   learns a client's endpoints from its data, so silencing every path could never recover.)
+//!
+//! A control PDU from an endpoint no client owns (`client: None`) is counted and moves
+//! nothing: NAT rebinding happens only in the engine, on data PDUs of the client's session.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipelines::engine::{ClientId, DeliveryConfig, Role};
+use pipelines::flow::path_monitor::{PathMonitor, PathMonitorConfig, PathState};
+use pipelines::flow::steering::PathId;
+use pipelines::flow::Instant;
+use pipelines::wire::mx_control::{ControlMessage, ControlPdu, ProbeReq};
+
+use super::clock::now;
+use super::worker::{Command, ControlEvent};
+use super::Shared;
+
+/// A command for the slow path.
+pub(crate) enum SlowCommand {
+    AddClient {
+        id: ClientId,
+        name: String,
+        owner: usize,
+        deliveries: Vec<(DeliveryConfig, String)>,
+    },
+    RemoveClient {
+        id: ClientId,
+    },
+}
+
+/// Counters of the slow path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlowPathCounters {
+    pub ticks: u64,
+    pub control_rx: u64,
+    pub probes_sent: u64,
+    pub acks_rx: u64,
+    pub acks_sent: u64,
+    pub keepalives_sent: u64,
+    pub keepalives_rx: u64,
+    /// Control PDUs from an endpoint no client owns: counted, nothing moves.
+    pub unknown_peer: u64,
+    /// Control PDUs of a known client whose path could not be told.
+    pub unknown_path: u64,
+    /// Control PDUs of a type or direction this role does not expect.
+    pub unexpected: u64,
+    /// Usability changes pushed to workers.
+    pub usable_changes: u64,
+    /// Estimate and weight updates pushed to workers.
+    pub estimate_updates: u64,
+    /// Commands dropped because a worker's command ring stayed full.
+    pub command_ring_full: u64,
+    /// The last endpoint a control PDU came from that no client owns.
+    pub last_unknown_peer: Option<std::net::SocketAddr>,
+}
+
+/// The published state of one path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathStatus {
+    pub client: ClientId,
+    pub client_name: String,
+    pub id: PathId,
+    pub name: String,
+    pub state: PathState,
+    pub usable: bool,
+    pub srtt_ns: Option<u64>,
+    pub rttvar_ns: u64,
+    pub min_rtt_ns: Option<u64>,
+    pub loss: f64,
+    /// Weight pushed to steering (loss-scaled).
+    pub weight: u32,
+    pub probes_sent: u64,
+    pub acks: u64,
+    pub keepalives: u64,
+    pub last_alive: Instant,
+}
+
+struct SpPath {
+    cfg: DeliveryConfig,
+    name: String,
+    monitor: PathMonitor,
+    pushed_usable: Option<bool>,
+    pushed_owd: Option<u64>,
+    pushed_weight: u32,
+    last_data: Instant,
+    // C-MADP.
+    keepalive_sn: u16,
+    next_keepalive: Instant,
+    last_alive: Instant,
+    keepalives_rx: u64,
+}
+
+struct SpClient {
+    name: String,
+    owner: usize,
+    paths: Vec<SpPath>,
+}
+
+pub(crate) struct SlowPath {
+    shared: Arc<Shared>,
+    role: Role,
+    mon: PathMonitorConfig,
+    keepalive_ns: u64,
+    /// C-MADP: silence after which a path is taken out (while another is alive).
+    silence_ns: u64,
+    clients: BTreeMap<ClientId, SpClient>,
+    counters: SlowPathCounters,
+    next_data_scan: Instant,
+    tick: Duration,
+}
+
+impl SlowPath {
+    pub fn new(
+        shared: Arc<Shared>,
+        role: Role,
+        mon: PathMonitorConfig,
+        keepalive_ns: u64,
+        tick: Duration,
+    ) -> SlowPath {
+        SlowPath {
+            shared,
+            role,
+            mon,
+            keepalive_ns: keepalive_ns.max(pipelines::flow::MS),
+            silence_ns: mon.keepalive_timeout_ns.max(
+                mon.probe_interval_ns
+                    .saturating_mul(u64::from(mon.down_after) + 1),
+            ),
+            clients: BTreeMap::new(),
+            counters: SlowPathCounters::default(),
+            next_data_scan: 0,
+            tick,
+        }
+    }
+
+    pub fn run(mut self) {
+        while !self.shared.slow_stop.load(Ordering::Acquire) {
+            let t = now();
+            self.step(t);
+            std::thread::sleep(self.tick);
+        }
+        self.publish();
+    }
+
+    fn send(&mut self, owner: usize, cmd: Command) {
+        if !self.shared.push_command(owner, cmd, Duration::from_millis(50)) {
+            self.counters.command_ring_full += 1;
+        }
+    }
+
+    pub fn step(&mut self, t: Instant) {
+        self.counters.ticks += 1;
+        while let Some(cmd) = self.shared.slow_commands.pop() {
+            self.apply(cmd, t);
+        }
+        for w in 0..self.shared.workers {
+            for _ in 0..4096 {
+                let Some(ev) = self.shared.control[w].pop() else {
+                    break;
+                };
+                self.on_control(ev);
+            }
+        }
+        if t >= self.next_data_scan {
+            self.scan_data();
+            self.next_data_scan = t + 50 * pipelines::flow::MS;
+        }
+        match self.role {
+            Role::NMadp => self.nmadp_timers(t),
+            Role::CMadp => self.cmadp_timers(t),
+        }
+        self.publish();
+    }
+
+    fn apply(&mut self, cmd: SlowCommand, t: Instant) {
+        match cmd {
+            SlowCommand::AddClient {
+                id,
+                name,
+                owner,
+                deliveries,
+            } => {
+                let paths = deliveries
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (cfg, pname))| SpPath {
+                        monitor: PathMonitor::new(PathMonitorConfig {
+                            first_sequence_number: (id.0 as u16).wrapping_mul(1000),
+                            ..self.mon
+                        }),
+                        cfg,
+                        name: pname,
+                        pushed_usable: None,
+                        pushed_owd: None,
+                        pushed_weight: cfg.weight,
+                        last_data: 0,
+                        keepalive_sn: 0,
+                        // Spread the paths' keep-alives.
+                        next_keepalive: t + (i as u64) * pipelines::flow::MS,
+                        last_alive: t,
+                        keepalives_rx: 0,
+                    })
+                    .collect();
+                self.clients.insert(id, SpClient { name, owner, paths });
+            }
+            SlowCommand::RemoveClient { id } => {
+                self.clients.remove(&id);
+            }
+        }
+    }
+
+    fn on_control(&mut self, ev: ControlEvent) {
+        self.counters.control_rx += 1;
+        let Some(cid) = ev.client else {
+            self.counters.unknown_peer += 1;
+            self.counters.last_unknown_peer = Some(ev.peer);
+            return;
+        };
+        let role = self.role;
+        let Some(c) = self.clients.get_mut(&cid) else {
+            self.counters.unknown_peer += 1;
+            return;
+        };
+        let owner = c.owner;
+        let path_id = ev.path.unwrap_or(PathId(ev.pdu.cid));
+        let pi = c.paths.iter().position(|p| p.cfg.id == path_id);
+        match (role, ev.pdu.message) {
+            (Role::NMadp, ControlMessage::ProbeAck { ack_number }) => {
+                self.counters.acks_rx += 1;
+                // draft-04 §5.2: the ACK may come back over another connection (R-CID); it
+                // answers the probe of the path its CID... the Probing Sequence Number is per
+                // monitor, so try the path it came over first, then every other.
+                match pi {
+                    Some(i) => c.paths[i].monitor.on_probe_ack(ack_number, ev.at),
+                    None => self.counters.unknown_path += 1,
+                }
+            }
+            (Role::NMadp, ControlMessage::KeepAlive { .. }) => {
+                self.counters.keepalives_rx += 1;
+                match pi {
+                    Some(i) => {
+                        c.paths[i].monitor.on_keepalive(ev.at);
+                        c.paths[i].keepalives_rx += 1;
+                    }
+                    None => self.counters.unknown_path += 1,
+                }
+            }
+            (Role::CMadp, ControlMessage::ProbeReq(req)) => {
+                let Some(i) = pi else {
+                    self.counters.unknown_path += 1;
+                    return;
+                };
+                c.paths[i].last_alive = c.paths[i].last_alive.max(ev.at);
+                if req.ack_requested {
+                    // draft-04 §5.2: the ACK goes over the R-CID connection when present.
+                    let back = req
+                        .reverse_cid
+                        .map(PathId)
+                        .filter(|r| c.paths.iter().any(|p| p.cfg.id == *r))
+                        .unwrap_or(path_id);
+                    let pdu = ControlPdu {
+                        cid: back.0,
+                        message: ControlMessage::ProbeAck {
+                            ack_number: req.sequence_number,
+                        },
+                    };
+                    self.counters.acks_sent += 1;
+                    self.send(
+                        owner,
+                        Command::SendControl {
+                            id: cid,
+                            path: back,
+                            pdu,
+                        },
+                    );
+                }
+            }
+            (Role::CMadp, ControlMessage::KeepAlive { .. }) => {
+                self.counters.keepalives_rx += 1;
+                if let Some(i) = pi {
+                    c.paths[i].last_alive = c.paths[i].last_alive.max(ev.at);
+                }
+            }
+            _ => self.counters.unexpected += 1,
+        }
+    }
+
+    /// Data received on a path is liveness (the owners' published `last_rx`).
+    fn scan_data(&mut self) {
+        for w in 0..self.shared.workers {
+            let snap = self.shared.stats[w].snapshot.lock();
+            for cs in &snap.clients {
+                let Some(c) = self.clients.get_mut(&cs.id) else {
+                    continue;
+                };
+                for ps in &cs.paths {
+                    let last = ps.counters.last_rx;
+                    if let Some(p) = c.paths.iter_mut().find(|p| p.cfg.id == ps.id) {
+                        if last > p.last_data {
+                            p.last_data = last;
+                            p.last_alive = p.last_alive.max(last);
+                            if self.role == Role::NMadp {
+                                p.monitor.on_data(last);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn nmadp_timers(&mut self, t: Instant) {
+        let mut cmds: Vec<(usize, Command)> = Vec::new();
+        for (&id, c) in self.clients.iter_mut() {
+            for p in c.paths.iter_mut() {
+                for _ in 0..8 {
+                    let Some(probe) = p.monitor.poll(t) else { break };
+                    self.counters.probes_sent += 1;
+                    let pdu = ControlPdu {
+                        cid: p.cfg.id.0,
+                        message: ControlMessage::ProbeReq(ProbeReq {
+                            sequence_number: probe.sequence_number,
+                            ack_requested: probe.ack_requested,
+                            active_phase: probe.active_phase,
+                            reverse_cid: probe.reverse_cid,
+                            padding_len: probe.padding_len,
+                        }),
+                    };
+                    cmds.push((
+                        c.owner,
+                        Command::SendControl {
+                            id,
+                            path: p.cfg.id,
+                            pdu,
+                        },
+                    ));
+                }
+                let usable = p.monitor.usable();
+                if p.pushed_usable != Some(usable) {
+                    p.pushed_usable = Some(usable);
+                    self.counters.usable_changes += 1;
+                    cmds.push((
+                        c.owner,
+                        Command::SetPathUsable {
+                            id,
+                            path: p.cfg.id,
+                            usable,
+                        },
+                    ));
+                }
+                if let Some(owd) = p.monitor.owd_estimate_ns() {
+                    // Push when it moved by more than 10 % (steering and the adaptive reorder
+                    // timeout do not need every sample).
+                    let moved = p
+                        .pushed_owd
+                        .is_none_or(|o| o.abs_diff(owd) * 10 > o.max(1));
+                    if moved {
+                        p.pushed_owd = Some(owd);
+                        self.counters.estimate_updates += 1;
+                        cmds.push((
+                            c.owner,
+                            Command::SetPathEstimates {
+                                id,
+                                path: p.cfg.id,
+                                owd_ns: owd,
+                                rate_bps: None,
+                            },
+                        ));
+                    }
+                }
+                let w = p.monitor.implied_weight(p.cfg.weight);
+                if usable && w > 0 && w != p.pushed_weight {
+                    // The engine has no weight setter: the delivery is updated with the
+                    // loss-scaled weight (its learnt remote and counters are kept).
+                    p.pushed_weight = w;
+                    self.counters.estimate_updates += 1;
+                    let mut d = p.cfg;
+                    d.weight = w;
+                    cmds.push((c.owner, Command::UpdateDelivery { id, d }));
+                }
+            }
+        }
+        for (w, cmd) in cmds {
+            self.send(w, cmd);
+        }
+    }
+
+    fn cmadp_timers(&mut self, t: Instant) {
+        let mut cmds: Vec<(usize, Command)> = Vec::new();
+        for (&id, c) in self.clients.iter_mut() {
+            let any_alive = c
+                .paths
+                .iter()
+                .any(|p| t.saturating_sub(p.last_alive) <= self.silence_ns);
+            for p in c.paths.iter_mut() {
+                if t >= p.next_keepalive {
+                    p.next_keepalive = t + self.keepalive_ns;
+                    let pdu = ControlPdu {
+                        cid: p.cfg.id.0,
+                        message: ControlMessage::KeepAlive {
+                            sequence_number: p.keepalive_sn,
+                        },
+                    };
+                    p.keepalive_sn = p.keepalive_sn.wrapping_add(1);
+                    self.counters.keepalives_sent += 1;
+                    cmds.push((
+                        c.owner,
+                        Command::SendControl {
+                            id,
+                            path: p.cfg.id,
+                            pdu,
+                        },
+                    ));
+                }
+                let alive = t.saturating_sub(p.last_alive) <= self.silence_ns;
+                let usable = alive || !any_alive;
+                if p.pushed_usable != Some(usable) {
+                    p.pushed_usable = Some(usable);
+                    self.counters.usable_changes += 1;
+                    cmds.push((
+                        c.owner,
+                        Command::SetPathUsable {
+                            id,
+                            path: p.cfg.id,
+                            usable,
+                        },
+                    ));
+                }
+            }
+        }
+        for (w, cmd) in cmds {
+            self.send(w, cmd);
+        }
+    }
+
+    fn publish(&self) {
+        let mut v = Vec::new();
+        for (&id, c) in &self.clients {
+            for p in &c.paths {
+                let (state, usable) = match self.role {
+                    Role::NMadp => (p.monitor.state(), p.monitor.usable()),
+                    Role::CMadp => {
+                        let u = p.pushed_usable.unwrap_or(true);
+                        (if u { PathState::Active } else { PathState::Down }, u)
+                    }
+                };
+                let st = p.monitor.stats();
+                v.push(PathStatus {
+                    client: id,
+                    client_name: c.name.clone(),
+                    id: p.cfg.id,
+                    name: p.name.clone(),
+                    state,
+                    usable,
+                    srtt_ns: p.monitor.srtt_ns(),
+                    rttvar_ns: p.monitor.rttvar_ns(),
+                    min_rtt_ns: p.monitor.min_rtt_ns(),
+                    loss: p.monitor.loss(),
+                    weight: p.pushed_weight,
+                    probes_sent: st.probes_sent,
+                    acks: st.acks_matched,
+                    keepalives: p.keepalives_rx.max(st.keepalives),
+                    last_alive: p.last_alive,
+                });
+            }
+        }
+        *self.shared.paths.lock() = v;
+        *self.shared.slow_counters.lock() = self.counters;
+    }
+}

@@ -1,0 +1,900 @@
+//! The convergence engine of the N-MADP and the C-MADP (draft-04 §4): one sans-IO
+//! [`Engine`] per worker owning a set of clients, used by both roles.
+//!
+//! * Sender ([`Engine::from_anchor`], [`Engine::from_anchor_burst`]): anchor-side IP packets are
+//!   classified (client, anchor connection, traffic class), numbered per (client, connection,
+//!   class), steered over one or more delivery connections, fragmented or concatenated to the
+//!   path MTU, given an MX trailer (or a GRE header) and adapted (UDP tunnel, client NAT,
+//!   pass-through). Output: [`Output::Delivery`], fully adapted (outer headers included).
+//! * Receiver ([`Engine::from_delivery`]): delivery-side packets are un-adapted, identified
+//!   (client, path; NAT rebinding), stripped of their trailer, reassembled or disaggregated,
+//!   reordered per flow and released as [`Output::Anchor`]; control PDUs to or from the control
+//!   endpoint become [`Output::Control`].
+//! * Timers ([`Engine::poll`], [`Engine::next_deadline`]): reorder and reassembly timeouts.
+//! * Slow-path hooks: path usability and estimates, steering mode, clients and paths, control
+//!   PDUs ([`Engine::build_control`]).
+//!
+//! Time is always an argument; nothing here reads a clock, spawns a thread or draws unseeded
+//! randomness. Buffers come from and return to the caller's [`BufPool`]; every drop frees its
+//! buffer and increments exactly one [`DropReason`] counter.
+
+pub mod adapt;
+pub mod classify;
+pub mod config;
+pub mod counters;
+mod mxops;
+mod rx;
+mod tx;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::buf::{BufPool, PacketBuf};
+use crate::drop::DropReason;
+use crate::flow::reassembly::{Reassembler, ReassemblyStats};
+use crate::flow::reorder::{adaptive_timeout, ReorderBuffer, ReorderStats};
+use crate::flow::seqnum::{Sn16, Sn32};
+use crate::flow::steering::{PathId, PathParams, Steering, SteeringMode};
+use crate::flow::Instant;
+use crate::wire::mx_control::ControlPdu;
+use crate::Direction;
+
+pub use config::{
+    Adaptation, AnchorConnection, ClientConfig, ClientId, ConfigError, Convergence, DeliveryConfig,
+    EngineConfig, ReorderTimeout, Role, TcRule,
+};
+pub use counters::{ClientCounters, EngineCounters, PathCounters};
+
+/// What the engine asks the runtime to do with a packet.
+#[derive(Debug)]
+pub enum Output<B> {
+    /// Send on delivery connection `path` of `client`. Fully adapted: outer headers included.
+    Delivery {
+        client: ClientId,
+        path: PathId,
+        pkt: B,
+    },
+    /// Hand to the anchor side (plain IP packet, in order per flow).
+    Anchor(B),
+    /// A control PDU (draft-04 §5) arrived from `peer`; `client`/`path` when identified (the
+    /// path from the sender's endpoint, else from the PDU's CID). The buffer went back to the
+    /// pool.
+    Control {
+        client: Option<ClientId>,
+        path: Option<PathId>,
+        peer: SocketAddr,
+        pdu: ControlPdu,
+    },
+}
+
+/// Default Weighted-steering weight when a delivery has weight 0 in its configuration: none;
+/// steering itself splits equally when every weight is 0.
+fn path_params(d: &DeliveryConfig, owd_ns: Option<u64>, rate_bps: Option<u64>) -> PathParams {
+    PathParams {
+        weight: d.weight,
+        priority: d.priority,
+        rate_bps: rate_bps.or(d.rate_bps).unwrap_or(0),
+        owd_ns: owd_ns.unwrap_or(0),
+    }
+}
+
+/// One delivery connection's live state.
+#[derive(Debug)]
+struct Path {
+    cfg: DeliveryConfig,
+    /// Peer endpoint in use: configured, then possibly learned or rebound.
+    remote: Option<SocketAddr>,
+    /// IPv4 identification of the next outer header.
+    ident: u16,
+    usable: bool,
+    owd_ns: Option<u64>,
+    rate_bps: Option<u64>,
+    /// Largest PDU (before adaptation) that fits the MTU.
+    max_pdu: usize,
+    counters: PathCounters,
+}
+
+impl Path {
+    fn new(cfg: DeliveryConfig, convergence: Convergence) -> Path {
+        Path {
+            remote: cfg.remote,
+            ident: 0,
+            usable: false,
+            owd_ns: None,
+            rate_bps: None,
+            max_pdu: usize::from(cfg.mtu)
+                .saturating_sub(config::adaptation_overhead(&cfg, convergence)),
+            counters: PathCounters::default(),
+            cfg,
+        }
+    }
+
+    fn header_optimization(&self) -> bool {
+        matches!(
+            self.cfg.adaptation,
+            Adaptation::UdpTunnel {
+                header_optimization: true
+            }
+        )
+    }
+}
+
+/// Steering of one traffic class.
+#[derive(Debug)]
+struct TcState {
+    id: u8,
+    steering: Steering,
+    /// The class has its own mode (a rule's, or set by `set_steering(Some(tc))`).
+    own_mode: bool,
+}
+
+/// The reorder buffer of one receive flow; items are slab handles.
+#[derive(Debug)]
+enum Reorder {
+    Mx(ReorderBuffer<u32, Sn16>),
+    Gre(ReorderBuffer<u32, Sn32>),
+}
+
+impl Reorder {
+    fn stats(&self) -> &ReorderStats {
+        match self {
+            Reorder::Mx(r) => r.stats(),
+            Reorder::Gre(r) => r.stats(),
+        }
+    }
+    fn next_deadline(&self) -> Option<Instant> {
+        match self {
+            Reorder::Mx(r) => r.next_deadline(),
+            Reorder::Gre(r) => r.next_deadline(),
+        }
+    }
+    fn set_timeout(&mut self, t: u64) {
+        match self {
+            Reorder::Mx(r) => r.set_timeout(t),
+            Reorder::Gre(r) => r.set_timeout(t),
+        }
+    }
+    fn depth(&self) -> usize {
+        match self {
+            Reorder::Mx(r) => r.depth(),
+            Reorder::Gre(r) => r.depth(),
+        }
+    }
+    /// Whether `sn` is within the window around the release point (NAT rebinding check).
+    fn in_window(&self, sn: u32) -> bool {
+        use crate::flow::seqnum::SeqSpace;
+        match self {
+            Reorder::Mx(r) => r.expected().is_none_or(|e| {
+                let d = Sn16(sn as u16).distance(e);
+                d.unsigned_abs() < r.window() as u64
+            }),
+            Reorder::Gre(r) => r.expected().is_none_or(|e| {
+                let d = Sn32(sn).distance(e);
+                d.unsigned_abs() < r.window() as u64
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RxFlow {
+    cid: u16,
+    tc: u8,
+    reorder: Reorder,
+}
+
+#[derive(Debug)]
+struct Client {
+    cfg: ClientConfig,
+    paths: Vec<Path>,
+    tcs: Vec<TcState>,
+    /// Next SN per (anchor CID, TC) (draft-04 §4.2.1: per connection and TC).
+    tx_seq: Vec<(u16, u8, u32)>,
+    rx_flows: Vec<RxFlow>,
+    counters: ClientCounters,
+    reorder_timeout: u64,
+}
+
+impl Client {
+    fn path_index(&self, id: PathId) -> Option<usize> {
+        self.paths.iter().position(|p| p.cfg.id == id)
+    }
+
+    fn first_anchor(&self) -> u16 {
+        self.cfg.anchors.first().map_or(0, |a| a.connection_id)
+    }
+}
+
+/// Handles of buffers held by reorder buffers (so that a dropped duplicate's buffer can be
+/// returned to the pool: the reorder buffer drops items it refuses).
+#[derive(Debug)]
+struct Slab<B> {
+    items: Vec<Option<B>>,
+    free: Vec<u32>,
+}
+
+impl<B> Slab<B> {
+    fn insert(&mut self, b: B) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                if let Some(slot) = self.items.get_mut(i as usize) {
+                    *slot = Some(b);
+                }
+                i
+            }
+            None => {
+                self.items.push(Some(b));
+                (self.items.len() - 1) as u32
+            }
+        }
+    }
+    fn take(&mut self, i: u32) -> Option<B> {
+        let b = self.items.get_mut(i as usize)?.take();
+        if b.is_some() {
+            self.free.push(i);
+        }
+        b
+    }
+}
+
+/// One concatenation group being built within a burst (draft-04 §4.2.3).
+#[derive(Debug)]
+struct Group<B> {
+    ci: usize,
+    pi: usize,
+    cid: u16,
+    tc: u8,
+    last_sn: u32,
+    /// Protocol of the first SDU (Next Header of the concatenated PDU).
+    first_protocol: u8,
+    payload_len: usize,
+    sdus: Vec<B>,
+}
+
+/// The convergence engine of one worker.
+pub struct Engine<B: PacketBuf> {
+    cfg: EngineConfig,
+    clients: Vec<Option<Client>>,
+    free_slots: Vec<usize>,
+    by_id: HashMap<ClientId, usize>,
+    by_anchor: HashMap<IpAddr, usize>,
+    /// UDP tunnel (local, remote) -> (client slot, path index).
+    by_udp: HashMap<(SocketAddr, SocketAddr), (usize, usize)>,
+    /// Client NAT: the client's address on the access network -> (client slot, path index).
+    by_nat: HashMap<IpAddr, (usize, usize)>,
+    /// GRE over IP: (local IP, remote IP) -> (client slot, path index).
+    by_ip_pair: HashMap<(IpAddr, IpAddr), (usize, usize)>,
+    /// Local UDP endpoints of every path (to tell an unknown peer from a stray packet).
+    udp_locals: std::collections::HashSet<SocketAddr>,
+    reasm: Reassembler,
+    slab: Slab<B>,
+    counters: EngineCounters,
+    scratch: Vec<u8>,
+    sdus: Vec<B>,
+    frags: Vec<B>,
+    groups: Vec<Group<B>>,
+    spare: Vec<Vec<B>>,
+}
+
+impl<B: PacketBuf> core::fmt::Debug for Engine<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("role", &self.cfg.role)
+            .field("clients", &self.by_id.len())
+            .finish()
+    }
+}
+
+impl<B: PacketBuf> Engine<B> {
+    /// An engine without clients.
+    pub fn new(cfg: EngineConfig) -> Self {
+        Engine {
+            reasm: Reassembler::new(cfg.reassembly),
+            cfg,
+            clients: Vec::new(),
+            free_slots: Vec::new(),
+            by_id: HashMap::new(),
+            by_anchor: HashMap::new(),
+            by_udp: HashMap::new(),
+            by_nat: HashMap::new(),
+            by_ip_pair: HashMap::new(),
+            udp_locals: std::collections::HashSet::new(),
+            slab: Slab {
+                items: Vec::new(),
+                free: Vec::new(),
+            },
+            counters: EngineCounters::default(),
+            scratch: Vec::with_capacity(65_536),
+            sdus: Vec::with_capacity(64),
+            frags: Vec::with_capacity(128),
+            groups: Vec::with_capacity(32),
+            spare: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Direction of what this engine sends.
+    fn tx_direction(&self) -> Direction {
+        match self.cfg.role {
+            Role::NMadp => Direction::Downlink,
+            Role::CMadp => Direction::Uplink,
+        }
+    }
+
+    /// Direction of what this engine receives.
+    fn rx_direction(&self) -> Direction {
+        match self.cfg.role {
+            Role::NMadp => Direction::Uplink,
+            Role::CMadp => Direction::Downlink,
+        }
+    }
+
+    fn drop_buf(&mut self, pool: &mut dyn BufPool<B>, buf: B, reason: DropReason) {
+        self.counters.drop(reason);
+        pool.free(buf);
+    }
+
+    // ----- clients and paths -------------------------------------------------------------
+
+    /// Adds a client. Its paths start unusable until [`Engine::set_path_usable`].
+    pub fn add_client(&mut self, cfg: ClientConfig) -> Result<(), ConfigError> {
+        cfg.validate()?;
+        if self.by_id.contains_key(&cfg.id) {
+            return Err(ConfigError::DuplicateClient(cfg.id));
+        }
+        if let Some(&other) = self.by_anchor.get(&cfg.anchor_addr) {
+            let id = self.clients[other].as_ref().map_or(cfg.id, |c| c.cfg.id);
+            return Err(ConfigError::DuplicateAnchorAddress(id));
+        }
+        let slot = self.free_slots.pop().unwrap_or(self.clients.len());
+        for d in &cfg.deliveries {
+            if self.endpoint_taken(d, cfg.convergence, None) {
+                return Err(ConfigError::DuplicateEndpoint(d.id));
+            }
+        }
+        let paths: Vec<Path> = cfg
+            .deliveries
+            .iter()
+            .map(|d| Path::new(*d, cfg.convergence))
+            .collect();
+        let mut tcs = Vec::new();
+        for id in config::tc_ids(&cfg) {
+            let rule_mode = cfg
+                .traffic_classes
+                .iter()
+                .find(|r| r.id == id)
+                .and_then(|r| r.steering);
+            let mut steering = Steering::new(rule_mode.unwrap_or(cfg.steering));
+            for p in &paths {
+                // At most MAX_PATHS paths (validated).
+                let _ = steering.set_path(p.cfg.id, path_params(&p.cfg, None, None));
+            }
+            tcs.push(TcState {
+                id,
+                steering,
+                own_mode: rule_mode.is_some(),
+            });
+        }
+        let mut tx_seq = Vec::new();
+        for a in &cfg.anchors {
+            for t in &tcs {
+                tx_seq.push((a.connection_id, t.id, 0u32));
+            }
+        }
+        let client = Client {
+            paths,
+            tcs,
+            tx_seq,
+            rx_flows: Vec::with_capacity(self.cfg.max_rx_flows_per_client),
+            counters: ClientCounters::default(),
+            reorder_timeout: self.cfg.reorder.timeout_ns,
+            cfg,
+        };
+        self.by_id.insert(client.cfg.id, slot);
+        self.by_anchor.insert(client.cfg.anchor_addr, slot);
+        if slot == self.clients.len() {
+            self.clients.push(Some(client));
+        } else {
+            self.clients[slot] = Some(client);
+        }
+        for pi in 0..self.clients[slot].as_ref().map_or(0, |c| c.paths.len()) {
+            self.index_path(slot, pi);
+        }
+        self.rebuild_locals();
+        Ok(())
+    }
+
+    /// Whether another path already owns the endpoint `d` would be found by.
+    fn endpoint_taken(
+        &self,
+        d: &DeliveryConfig,
+        convergence: Convergence,
+        except: Option<(usize, usize)>,
+    ) -> bool {
+        let taken = |v: Option<&(usize, usize)>| v.is_some_and(|v| Some(*v) != except);
+        match (convergence, d.adaptation) {
+            (_, Adaptation::UdpTunnel { .. }) => d
+                .remote
+                .is_some_and(|r| taken(self.by_udp.get(&(d.local, r)))),
+            (Convergence::Trailer, Adaptation::ClientNat) => {
+                d.client_addr.is_some_and(|a| taken(self.by_nat.get(&a)))
+            }
+            (Convergence::Gre, _) => d
+                .peer_ip()
+                .is_some_and(|r| taken(self.by_ip_pair.get(&(d.local.ip(), r)))),
+            (Convergence::Trailer, Adaptation::PassThrough) => false,
+        }
+    }
+
+    fn index_path(&mut self, ci: usize, pi: usize) {
+        let Some(c) = self.clients.get(ci).and_then(|c| c.as_ref()) else {
+            return;
+        };
+        let Some(p) = c.paths.get(pi) else { return };
+        match (c.cfg.convergence, p.cfg.adaptation) {
+            (_, Adaptation::UdpTunnel { .. }) => {
+                if let Some(r) = p.remote {
+                    self.by_udp.insert((p.cfg.local, r), (ci, pi));
+                }
+            }
+            (Convergence::Trailer, Adaptation::ClientNat) => {
+                if let Some(a) = p.cfg.client_addr {
+                    self.by_nat.insert(a, (ci, pi));
+                }
+            }
+            (Convergence::Gre, _) => {
+                let peer = p.remote.map(|r| r.ip()).or(p.cfg.client_addr);
+                if let Some(r) = peer {
+                    self.by_ip_pair.insert((p.cfg.local.ip(), r), (ci, pi));
+                }
+            }
+            (Convergence::Trailer, Adaptation::PassThrough) => {}
+        }
+    }
+
+    fn unindex_client(&mut self, ci: usize) {
+        self.by_udp.retain(|_, v| v.0 != ci);
+        self.by_nat.retain(|_, v| v.0 != ci);
+        self.by_ip_pair.retain(|_, v| v.0 != ci);
+        self.rebuild_locals();
+    }
+
+    /// Recomputes the set of local UDP endpoints (on configuration changes only).
+    fn rebuild_locals(&mut self) {
+        self.udp_locals.clear();
+        for c in self.clients.iter().flatten() {
+            for p in &c.paths {
+                if matches!(p.cfg.adaptation, Adaptation::UdpTunnel { .. }) {
+                    self.udp_locals.insert(p.cfg.local);
+                }
+            }
+        }
+    }
+
+    fn reindex_client(&mut self, ci: usize) {
+        self.unindex_client(ci);
+        let n = self
+            .clients
+            .get(ci)
+            .and_then(|c| c.as_ref())
+            .map_or(0, |c| c.paths.len());
+        for pi in 0..n {
+            self.index_path(ci, pi);
+        }
+        self.rebuild_locals();
+    }
+
+    /// Removes a client; every buffer it holds (reorder buffers) goes back to the pool.
+    /// Returns false for an unknown client.
+    pub fn remove_client(&mut self, id: ClientId, pool: &mut dyn BufPool<B>) -> bool {
+        let Some(ci) = self.by_id.remove(&id) else {
+            return false;
+        };
+        self.unindex_client(ci);
+        if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.take()) {
+            self.by_anchor.remove(&c.cfg.anchor_addr);
+            let slab = &mut self.slab;
+            for f in c.rx_flows {
+                let mut free = |_, h: u32| {
+                    if let Some(b) = slab.take(h) {
+                        pool.free(b);
+                    }
+                };
+                match f.reorder {
+                    Reorder::Mx(mut r) => {
+                        r.flush(|s, h| free(s.0 as u64, h));
+                    }
+                    Reorder::Gre(mut r) => {
+                        r.flush(|s, h| free(u64::from(s.0), h));
+                    }
+                }
+            }
+        }
+        self.free_slots.push(ci);
+        true
+    }
+
+    /// Adds or replaces a delivery connection of a client (usability, estimates and counters
+    /// of an existing path are kept; a learned remote is kept unless the new configuration
+    /// names one).
+    pub fn update_delivery(
+        &mut self,
+        client: ClientId,
+        d: DeliveryConfig,
+    ) -> Result<(), ConfigError> {
+        let ci = *self
+            .by_id
+            .get(&client)
+            .ok_or(ConfigError::UnknownClient(client))?;
+        let Some(c) = self.clients.get(ci).and_then(|c| c.as_ref()) else {
+            return Err(ConfigError::UnknownClient(client));
+        };
+        let mut trial = c.cfg.clone();
+        match trial.deliveries.iter_mut().find(|e| e.id == d.id) {
+            Some(e) => *e = d,
+            None => trial.deliveries.push(d),
+        }
+        trial.validate()?;
+        let existing = c.path_index(d.id);
+        if self.endpoint_taken(&d, c.cfg.convergence, existing.map(|pi| (ci, pi))) {
+            return Err(ConfigError::DuplicateEndpoint(d.id));
+        }
+        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+            return Err(ConfigError::UnknownClient(client));
+        };
+        let convergence = c.cfg.convergence;
+        c.cfg = trial;
+        match existing.and_then(|pi| c.paths.get_mut(pi)) {
+            Some(p) => {
+                let learned = p.remote;
+                let mut n = Path::new(d, convergence);
+                n.remote = d.remote.or(learned);
+                n.ident = p.ident;
+                n.usable = p.usable;
+                n.owd_ns = p.owd_ns;
+                n.rate_bps = p.rate_bps;
+                n.counters = p.counters;
+                *p = n;
+            }
+            None => c.paths.push(Path::new(d, convergence)),
+        }
+        let p = c.paths.iter().find(|p| p.cfg.id == d.id);
+        let params = p.map(|p| path_params(&p.cfg, p.owd_ns, p.rate_bps));
+        for t in &mut c.tcs {
+            if let Some(params) = params {
+                let _ = t.steering.set_path(d.id, params);
+            }
+        }
+        self.reindex_client(ci);
+        Ok(())
+    }
+
+    /// Marks a path usable or not for steering (from the path monitor). Lossless switching
+    /// (draft-04 §4.2.1): SNs continue across paths, the receiver's reorder buffer absorbs
+    /// packets still in flight on the old one. Returns false for an unknown client or path.
+    pub fn set_path_usable(&mut self, client: ClientId, path: PathId, usable: bool) -> bool {
+        let Some(c) = self.client_mut(client) else {
+            return false;
+        };
+        let Some(pi) = c.path_index(path) else {
+            return false;
+        };
+        c.paths[pi].usable = usable;
+        for t in &mut c.tcs {
+            t.steering.set_usable(path, usable);
+        }
+        self.update_reorder_timeout(client);
+        true
+    }
+
+    /// Feeds the slow path's estimates of a path: one-way delay (delay-aware steering, adaptive
+    /// reorder timeout) and rate (delay-aware steering; `None` keeps the configured rate).
+    pub fn set_path_estimates(
+        &mut self,
+        client: ClientId,
+        path: PathId,
+        owd_ns: u64,
+        rate_bps: Option<u64>,
+    ) -> bool {
+        let Some(c) = self.client_mut(client) else {
+            return false;
+        };
+        let Some(pi) = c.path_index(path) else {
+            return false;
+        };
+        let p = &mut c.paths[pi];
+        p.owd_ns = Some(owd_ns);
+        if rate_bps.is_some() {
+            p.rate_bps = rate_bps;
+        }
+        let params = path_params(&p.cfg, p.owd_ns, p.rate_bps);
+        for t in &mut c.tcs {
+            let _ = t.steering.set_path(path, params);
+        }
+        self.update_reorder_timeout(client);
+        true
+    }
+
+    /// Changes the steering mode of one traffic class (`Some(tc)`), or of the client's default
+    /// and every class without its own mode (`None`). Returns false for an unknown client or
+    /// class.
+    pub fn set_steering(&mut self, client: ClientId, tc: Option<u8>, mode: SteeringMode) -> bool {
+        let Some(c) = self.client_mut(client) else {
+            return false;
+        };
+        match tc {
+            Some(id) => match c.tcs.iter_mut().find(|t| t.id == id) {
+                Some(t) => {
+                    t.steering.set_mode(mode);
+                    t.own_mode = true;
+                    true
+                }
+                None => false,
+            },
+            None => {
+                c.cfg.steering = mode;
+                for t in c.tcs.iter_mut().filter(|t| !t.own_mode) {
+                    t.steering.set_mode(mode);
+                }
+                true
+            }
+        }
+    }
+
+    /// WIRE.md adaptive reorder timeout from the usable paths' OWD estimates.
+    fn update_reorder_timeout(&mut self, client: ClientId) {
+        if self.cfg.reorder_timeout != ReorderTimeout::Adaptive {
+            return;
+        }
+        let Some(c) = self.client_mut(client) else {
+            return;
+        };
+        let mut owds = [0u64; crate::flow::steering::MAX_PATHS];
+        let mut n = 0;
+        for p in c.paths.iter().filter(|p| p.usable) {
+            if let (Some(o), Some(slot)) = (p.owd_ns, owds.get_mut(n)) {
+                *slot = o;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        let t = adaptive_timeout(&owds[..n]);
+        c.reorder_timeout = t;
+        for f in &mut c.rx_flows {
+            f.reorder.set_timeout(t);
+        }
+    }
+
+    fn client_mut(&mut self, id: ClientId) -> Option<&mut Client> {
+        let ci = *self.by_id.get(&id)?;
+        self.clients.get_mut(ci)?.as_mut()
+    }
+
+    fn client_ref(&self, id: ClientId) -> Option<&Client> {
+        let ci = *self.by_id.get(&id)?;
+        self.clients.get(ci)?.as_ref()
+    }
+
+    // ----- queries -----------------------------------------------------------------------
+
+    /// IDs of every client, in slot order.
+    pub fn client_ids(&self) -> Vec<ClientId> {
+        self.clients.iter().flatten().map(|c| c.cfg.id).collect()
+    }
+
+    /// Path IDs of a client.
+    pub fn path_ids(&self, client: ClientId) -> Vec<PathId> {
+        self.client_ref(client)
+            .map(|c| c.paths.iter().map(|p| p.cfg.id).collect())
+            .unwrap_or_default()
+    }
+
+    /// Last time a data PDU arrived on a path (`Some(0)`: never), for the slow path.
+    pub fn path_last_rx(&self, client: ClientId, path: PathId) -> Option<Instant> {
+        let c = self.client_ref(client)?;
+        Some(c.paths.get(c.path_index(path)?)?.counters.last_rx)
+    }
+
+    /// The peer endpoint a path currently uses (configured, learned or rebound).
+    pub fn path_remote(&self, client: ClientId, path: PathId) -> Option<SocketAddr> {
+        let c = self.client_ref(client)?;
+        c.paths.get(c.path_index(path)?)?.remote
+    }
+
+    /// Engine-wide counters.
+    pub fn counters(&self) -> &EngineCounters {
+        &self.counters
+    }
+
+    /// Counters of a client, reorder statistics summed over its flows.
+    pub fn client_counters(&self, client: ClientId) -> Option<ClientCounters> {
+        let c = self.client_ref(client)?;
+        let mut k = c.counters;
+        let mut r = ReorderStats::default();
+        for f in &c.rx_flows {
+            let s = f.reorder.stats();
+            r.delivered += s.delivered;
+            r.in_order += s.in_order;
+            r.reordered += s.reordered;
+            r.duplicates += s.duplicates;
+            r.late += s.late;
+            r.window_advances += s.window_advances;
+            r.gaps_skipped += s.gaps_skipped;
+            r.timeouts += s.timeouts;
+            r.max_depth = r.max_depth.max(s.max_depth);
+        }
+        k.reorder = r;
+        Some(k)
+    }
+
+    /// Counters of a path.
+    pub fn path_counters(&self, client: ClientId, path: PathId) -> Option<PathCounters> {
+        let c = self.client_ref(client)?;
+        Some(c.paths.get(c.path_index(path)?)?.counters)
+    }
+
+    /// Reassembly statistics (engine-wide).
+    pub fn reassembly_stats(&self) -> &ReassemblyStats {
+        self.reasm.stats()
+    }
+
+    /// Bytes held by incomplete SDUs.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.reasm.in_use_bytes()
+    }
+
+    /// Packets held in the reorder buffers of every client.
+    pub fn reorder_depth(&self) -> usize {
+        self.clients
+            .iter()
+            .flatten()
+            .flat_map(|c| c.rx_flows.iter())
+            .map(|f| f.reorder.depth())
+            .sum()
+    }
+
+    /// The reorder timeout in force for a client.
+    pub fn reorder_timeout(&self, client: ClientId) -> Option<u64> {
+        self.client_ref(client).map(|c| c.reorder_timeout)
+    }
+
+    // ----- control ------------------------------------------------------------------------
+
+    /// Builds a control PDU (draft-04 §5) for `path` of `client`, ready to send like an
+    /// [`Output::Delivery`] packet: UDP between the N-MADP's control endpoint and the client's
+    /// endpoint on that path (N-MADP: from the control endpoint to the path's peer; C-MADP: from
+    /// the path's local endpoint to the control endpoint). `None` (counted) when the PDU cannot
+    /// be sent in this direction, the peer is unknown or the pool is empty.
+    ///
+    /// AMBIGUITY (draft-04 §5 "MX control PDU goes through the MX adaptation sublayer the same
+    /// way as MX data PDU"; WIRE.md "carried in UDP to or from the N-MADP's control
+    /// endpoint"): the control UDP datagram uses the path's addressing directly (no inner
+    /// tunnel). The client's endpoint is the tunnel endpoint (UDP tunnel), its NAT address with
+    /// the control port (client NAT) or its anchor address with the control port
+    /// (pass-through).
+    pub fn build_control(
+        &mut self,
+        client: ClientId,
+        path: PathId,
+        pdu: &ControlPdu,
+        pool: &mut dyn BufPool<B>,
+    ) -> Option<B> {
+        let control = self.cfg.control;
+        let role = self.cfg.role;
+        let dir = self.tx_direction();
+        let c = self.client_ref(client)?;
+        let p = c.paths.get(c.path_index(path)?)?;
+        let client_end = match (role, p.cfg.adaptation) {
+            (Role::NMadp, Adaptation::UdpTunnel { .. }) => p.remote,
+            (Role::CMadp, Adaptation::UdpTunnel { .. }) => Some(p.cfg.local),
+            (_, Adaptation::ClientNat) => p
+                .cfg
+                .client_addr
+                .map(|a| SocketAddr::new(a, control.port())),
+            (_, Adaptation::PassThrough) => {
+                Some(SocketAddr::new(c.cfg.anchor_addr, control.port()))
+            }
+        };
+        let Some(client_end) = client_end else {
+            self.counters.drop(DropReason::NoRemote);
+            return None;
+        };
+        let (src, dst) = match role {
+            Role::NMadp => (control, client_end),
+            Role::CMadp => (client_end, control),
+        };
+        let Some(mut buf) = pool.alloc() else {
+            self.counters.drop(DropReason::PoolExhausted);
+            return None;
+        };
+        let Some(body) = buf.append(pdu.buffer_len()) else {
+            self.drop_buf(pool, buf, DropReason::NoRoom);
+            return None;
+        };
+        if let Err(e) = pdu.emit(body, dir) {
+            self.drop_buf(pool, buf, e.reason);
+            return None;
+        }
+        let ident = match self.client_mut(client).and_then(|c| {
+            let pi = c.path_index(path)?;
+            c.paths.get_mut(pi)
+        }) {
+            Some(p) => {
+                p.ident = p.ident.wrapping_add(1);
+                p.ident
+            }
+            None => 0,
+        };
+        if let Err(r) = adapt::push_udp_ip(&mut buf, src, dst, ident) {
+            self.drop_buf(pool, buf, r);
+            return None;
+        }
+        self.counters.control_tx += 1;
+        Some(buf)
+    }
+
+    // ----- timers ------------------------------------------------------------------------
+
+    /// Runs reorder and reassembly timeouts: SDUs whose predecessors did not arrive in time are
+    /// released (in order) to the anchor side; incomplete SDUs expire.
+    pub fn poll(&mut self, now: Instant, _pool: &mut dyn BufPool<B>, out: &mut Vec<Output<B>>) {
+        let before = self.reasm.stats().timeouts;
+        self.reasm.poll(now);
+        let expired = self.reasm.stats().timeouts - before;
+        for _ in 0..expired {
+            self.counters.drop(DropReason::ReassemblyTimeout);
+        }
+        let slab = &mut self.slab;
+        let counters = &mut self.counters;
+        for c in self.clients.iter_mut().flatten() {
+            let Client {
+                rx_flows,
+                counters: cc,
+                ..
+            } = c;
+            for f in rx_flows.iter_mut() {
+                if f.reorder.next_deadline().is_none_or(|d| d > now) {
+                    continue;
+                }
+                let mut release = |h: u32| {
+                    if let Some(b) = slab.take(h) {
+                        cc.rx_sdus += 1;
+                        cc.rx_bytes += b.len() as u64;
+                        counters.anchor_tx += 1;
+                        out.push(Output::Anchor(b));
+                    }
+                };
+                match &mut f.reorder {
+                    Reorder::Mx(r) => {
+                        r.poll(now, |_, h| release(h));
+                    }
+                    Reorder::Gre(r) => {
+                        r.poll(now, |_, h| release(h));
+                    }
+                }
+            }
+        }
+    }
+
+    /// When [`Engine::poll`] must next run, `None` when nothing waits.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut d = self.reasm.next_deadline();
+        for c in self.clients.iter().flatten() {
+            for f in &c.rx_flows {
+                if let Some(t) = f.reorder.next_deadline() {
+                    d = Some(d.map_or(t, |d| d.min(t)));
+                }
+            }
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests;

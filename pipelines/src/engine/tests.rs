@@ -1,0 +1,614 @@
+//! Unit tests of the engine: one small N-MADP/C-MADP pair wired by hand.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::*;
+use crate::buf::{HeapBuf, HeapPool};
+use crate::flow::MS;
+use crate::mx;
+use crate::sim::two_path::{parse_sdu, FlowDir, FlowSpec, TwoPathSim};
+use crate::wire::mx_control::{ControlMessage, ProbeReq};
+use crate::wire::mx_trailer::{flags, MxTrailer, TrailerFields};
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const CONTROL: &str = "192.0.2.1:8888";
+const N_WIFI: &str = "192.0.2.1:10021";
+const C_WIFI: &str = "198.51.100.10:40001";
+const ANCHOR: &str = "10.0.0.2";
+const SERVER: &str = "8.8.4.4";
+
+fn client(role: Role, convergence: Convergence, adaptation: Adaptation) -> ClientConfig {
+    let (local, remote) = match role {
+        Role::NMadp => (sa(N_WIFI), sa(C_WIFI)),
+        Role::CMadp => (sa(C_WIFI), sa(N_WIFI)),
+    };
+    let mut d = DeliveryConfig::udp_tunnel(PathId(1), local, Some(remote));
+    d.adaptation = adaptation;
+    d.client_addr = Some(sa(C_WIFI).ip());
+    if !matches!(adaptation, Adaptation::UdpTunnel { .. }) {
+        d.remote = (convergence == Convergence::Gre).then(|| SocketAddr::new(remote.ip(), 0));
+    }
+    ClientConfig {
+        id: ClientId(7),
+        anchor_addr: ip(ANCHOR),
+        anchors: vec![AnchorConnection { connection_id: 1 }],
+        traffic_classes: vec![],
+        steering: SteeringMode::ActiveStandby,
+        convergence,
+        deliveries: vec![d],
+    }
+}
+
+fn engine(role: Role, convergence: Convergence, adaptation: Adaptation) -> Engine<HeapBuf> {
+    let mut cfg = EngineConfig::new(role, sa(CONTROL));
+    cfg.reorder_timeout = ReorderTimeout::Fixed;
+    cfg.reorder.timeout_ns = 50 * MS;
+    let mut e = Engine::new(cfg);
+    e.add_client(client(role, convergence, adaptation)).unwrap();
+    e.set_path_usable(ClientId(7), PathId(1), true);
+    e
+}
+
+fn pair(convergence: Convergence, adaptation: Adaptation) -> (Engine<HeapBuf>, Engine<HeapBuf>) {
+    (
+        engine(Role::NMadp, convergence, adaptation),
+        engine(Role::CMadp, convergence, adaptation),
+    )
+}
+
+fn down_sdu(pool: &mut HeapPool, counter: u64, size: usize) -> HeapBuf {
+    let spec = FlowSpec::udp(1, FlowDir::Down, 1_000_000, size);
+    TwoPathSim::make_sdu(
+        pool,
+        &spec,
+        counter,
+        SocketAddr::new(ip(SERVER), 53),
+        SocketAddr::new(ip(ANCHOR), 5000),
+    )
+}
+
+fn deliveries(out: &mut Vec<Output<HeapBuf>>) -> Vec<HeapBuf> {
+    out.drain(..)
+        .filter_map(|o| match o {
+            Output::Delivery { pkt, .. } => Some(pkt),
+            _ => None,
+        })
+        .collect()
+}
+
+fn anchors(out: &mut Vec<Output<HeapBuf>>) -> Vec<u64> {
+    out.drain(..)
+        .filter_map(|o| match o {
+            Output::Anchor(pkt) => parse_sdu(pkt.data()).map(|(_, c, ok)| {
+                assert!(ok, "checksums valid");
+                c
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn s4_2_downlink_sdu_round_trips_over_every_adaptation() {
+    for (conv, ad) in [
+        (
+            Convergence::Trailer,
+            Adaptation::UdpTunnel {
+                header_optimization: false,
+            },
+        ),
+        (
+            Convergence::Trailer,
+            Adaptation::UdpTunnel {
+                header_optimization: true,
+            },
+        ),
+        (Convergence::Trailer, Adaptation::ClientNat),
+        (Convergence::Trailer, Adaptation::PassThrough),
+        (
+            Convergence::Gre,
+            Adaptation::UdpTunnel {
+                header_optimization: false,
+            },
+        ),
+        (Convergence::Gre, Adaptation::PassThrough),
+    ] {
+        let (mut n, mut c) = pair(conv, ad);
+        let mut pool = HeapPool::default();
+        let mut out = Vec::new();
+        let sdu = down_sdu(&mut pool, 5, 300);
+        let original = sdu.to_vec();
+        n.from_anchor(sdu, 0, &mut pool, &mut out);
+        let pdus = deliveries(&mut out);
+        assert_eq!(pdus.len(), 1, "{conv:?} {ad:?}");
+        for p in pdus {
+            c.from_delivery(p, MS, &mut pool, &mut out);
+        }
+        let got: Vec<Vec<u8>> = out
+            .drain(..)
+            .filter_map(|o| match o {
+                Output::Anchor(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![original],
+            "{conv:?} {ad:?}: SDU restored byte for byte"
+        );
+        assert_eq!(c.counters().total_drops(), 0);
+    }
+}
+
+#[test]
+fn s4_1_udp_tunnel_outer_header_uses_path_endpoints_and_incrementing_ident() {
+    let (mut n, _) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    for i in 0..2 {
+        let s = down_sdu(&mut pool, i, 100);
+        n.from_anchor(s, 0, &mut pool, &mut out);
+    }
+    let pdus = deliveries(&mut out);
+    let idents: Vec<u16> = pdus
+        .iter()
+        .map(|p| {
+            let v4 = crate::wire::ipv4::Packet::new_checked(p.data()).unwrap();
+            assert!(v4.verify_checksum());
+            assert_eq!(IpAddr::from(v4.src_addr()), sa(N_WIFI).ip());
+            assert_eq!(IpAddr::from(v4.dst_addr()), sa(C_WIFI).ip());
+            assert_eq!(v4.hop_limit(), 64);
+            let u = crate::wire::udp::Packet::new_checked(&p.data()[20..]).unwrap();
+            assert_eq!((u.src_port(), u.dst_port()), (10021, 40001));
+            assert!(u.verify_checksum(&sa(N_WIFI).ip(), &sa(C_WIFI).ip()));
+            v4.ident()
+        })
+        .collect();
+    assert_eq!(idents[1], idents[0].wrapping_add(1));
+}
+
+#[test]
+fn s4_2_1_sn_continues_per_connection_and_tc_and_trailer_has_negotiated_fields_only() {
+    let mut cfg = client(Role::NMadp, Convergence::Trailer, Adaptation::PassThrough);
+    cfg.deliveries[0].trailer_tx = TrailerFields::new(flags::SEQUENCE_NUMBER);
+    let mut n = Engine::<HeapBuf>::new(EngineConfig::new(Role::NMadp, sa(CONTROL)));
+    n.add_client(cfg).unwrap();
+    n.set_path_usable(ClientId(7), PathId(1), true);
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    for i in 0..3 {
+        let s = down_sdu(&mut pool, i, 100);
+        n.from_anchor(s, 0, &mut pool, &mut out);
+    }
+    let sns: Vec<Option<u16>> = deliveries(&mut out)
+        .iter()
+        .map(|p| {
+            let t = MxTrailer::parse(p.data()).unwrap();
+            assert_eq!(t.connection_id, None, "CID not negotiated");
+            assert_eq!(t.next_header, Some(17), "NH always in the default layout");
+            t.sequence_number
+        })
+        .collect();
+    assert_eq!(sns, vec![Some(0), Some(1), Some(2)]);
+}
+
+#[test]
+fn s5_control_pdus_round_trip_between_roles() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let req = ControlPdu {
+        cid: 1,
+        message: ControlMessage::ProbeReq(ProbeReq {
+            sequence_number: 9,
+            ack_requested: true,
+            ..ProbeReq::default()
+        }),
+    };
+    let b = n
+        .build_control(ClientId(7), PathId(1), &req, &mut pool)
+        .unwrap();
+    c.from_delivery(b, 0, &mut pool, &mut out);
+    match out.pop() {
+        Some(Output::Control {
+            client,
+            path,
+            peer,
+            pdu,
+        }) => {
+            assert_eq!(
+                (client, path, peer, pdu),
+                (Some(ClientId(7)), Some(PathId(1)), sa(CONTROL), req)
+            );
+        }
+        o => panic!("{o:?}"),
+    }
+    let ack = ControlPdu {
+        cid: 1,
+        message: ControlMessage::ProbeAck { ack_number: 9 },
+    };
+    let b = c
+        .build_control(ClientId(7), PathId(1), &ack, &mut pool)
+        .unwrap();
+    n.from_delivery(b, 0, &mut pool, &mut out);
+    match out.pop() {
+        Some(Output::Control {
+            client,
+            path,
+            peer,
+            pdu,
+        }) => {
+            assert_eq!(
+                (client, path, peer, pdu),
+                (Some(ClientId(7)), Some(PathId(1)), sa(C_WIFI), ack)
+            );
+        }
+        o => panic!("{o:?}"),
+    }
+    // draft-04 §5.2: only the N-MADP sends REQs.
+    assert!(c
+        .build_control(ClientId(7), PathId(1), &req, &mut pool)
+        .is_none());
+    assert_eq!(c.counters().dropped(DropReason::MxControlInvalid), 1);
+}
+
+#[test]
+fn drops_free_the_buffer_and_count_one_reason() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::new(16, 0, 128, 2176);
+    let mut out = Vec::new();
+    // Malformed, unknown client, not a delivery packet, no path.
+    let mut junk = pool.alloc().unwrap();
+    junk.extend_from_slice(&[0x45, 0, 0]);
+    n.from_anchor(junk, 0, &mut pool, &mut out);
+    let mut stranger = down_sdu(&mut pool, 0, 100);
+    stranger.data_mut()[19] = 99; // another destination
+    crate::wire::ipv4::Packet::new_unchecked(stranger.data_mut()).fill_checksum();
+    n.from_anchor(stranger, 0, &mut pool, &mut out);
+    let plain = down_sdu(&mut pool, 0, 100);
+    c.from_delivery(plain, 0, &mut pool, &mut out);
+    n.set_path_usable(ClientId(7), PathId(1), false);
+    let s = down_sdu(&mut pool, 1, 100);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(n.counters().dropped(DropReason::Truncated), 1);
+    assert_eq!(n.counters().dropped(DropReason::UnknownClient), 1);
+    assert_eq!(n.counters().dropped(DropReason::NoPath), 1);
+    assert_eq!(c.counters().dropped(DropReason::UnknownDeliveryPacket), 1);
+    assert_eq!(n.client_counters(ClientId(7)).unwrap().no_path, 1);
+    assert_eq!(
+        pool.available(),
+        pool.allocated(),
+        "every buffer back in the pool"
+    );
+}
+
+#[test]
+fn s4_2_1_reorder_releases_in_order_and_times_out_gaps() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    for i in 0..4 {
+        let s = down_sdu(&mut pool, i, 100);
+        n.from_anchor(s, 0, &mut pool, &mut out);
+    }
+    let mut pdus = deliveries(&mut out);
+    let third = pdus.remove(2);
+    let _lost_second = pdus.remove(1);
+    c.from_delivery(pdus.remove(0), MS, &mut pool, &mut out); // SN 0
+    c.from_delivery(pdus.remove(0), MS, &mut pool, &mut out); // SN 3: held
+    c.from_delivery(third, 2 * MS, &mut pool, &mut out); // SN 2: held
+    assert_eq!(anchors(&mut out), vec![0]);
+    assert_eq!(c.next_deadline(), Some(MS + 50 * MS));
+    c.poll(50 * MS, &mut pool, &mut out);
+    assert!(out.is_empty());
+    c.poll(51 * MS, &mut pool, &mut out);
+    assert_eq!(
+        anchors(&mut out),
+        vec![2, 3],
+        "SN 1 given up after the timeout"
+    );
+    assert_eq!(c.next_deadline(), None);
+}
+
+#[test]
+fn duplicates_are_dropped_and_their_buffers_returned() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::new(64, 0, 128, 2176);
+    let mut out = Vec::new();
+    let s = down_sdu(&mut pool, 0, 100);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    let pdu = deliveries(&mut out).remove(0);
+    let copy = HeapBuf::from_slice(pdu.data());
+    c.from_delivery(pdu, 0, &mut pool, &mut out);
+    let mut copy2 = pool.alloc().unwrap();
+    copy2.extend_from_slice(copy.data());
+    c.from_delivery(copy2, 0, &mut pool, &mut out);
+    assert_eq!(anchors(&mut out), vec![0]);
+    assert_eq!(c.counters().dropped(DropReason::ReorderDuplicate), 1);
+}
+
+fn tunnel_from(pdu: &HeapBuf, from: SocketAddr) -> HeapBuf {
+    // Re-wrap the inner MX PDU of `pdu` (N-MADP -> C-MADP... here C -> N) with another source.
+    let inner = &pdu.data()[28..];
+    let mut b = HeapBuf::from_slice(inner);
+    adapt::push_udp_ip(&mut b, from, sa(N_WIFI), 1).unwrap();
+    b
+}
+
+#[test]
+fn nat_rebinding_only_for_session_pdus_with_a_plausible_sn() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let spec = FlowSpec::udp(1, FlowDir::Up, 1_000_000, 200);
+    let up = |c: &mut Engine<HeapBuf>, pool: &mut HeapPool, out: &mut Vec<Output<HeapBuf>>, i| {
+        let s = TwoPathSim::make_sdu(
+            pool,
+            &spec,
+            i,
+            SocketAddr::new(ip(ANCHOR), 5000),
+            SocketAddr::new(ip(SERVER), 53),
+        );
+        c.from_anchor(s, 0, pool, out);
+        deliveries(out).remove(0)
+    };
+    let p0 = up(&mut c, &mut pool, &mut out, 0);
+    n.from_delivery(p0, 0, &mut pool, &mut out);
+    assert_eq!(anchors(&mut out), vec![0]);
+    // The client's NAT rebinds: same session, new public endpoint.
+    let moved = sa("198.51.100.99:50000");
+    let p1 = up(&mut c, &mut pool, &mut out, 1);
+    n.from_delivery(tunnel_from(&p1, moved), MS, &mut pool, &mut out);
+    assert_eq!(anchors(&mut out), vec![1]);
+    assert_eq!(n.path_remote(ClientId(7), PathId(1)), Some(moved));
+    assert_eq!(n.client_counters(ClientId(7)).unwrap().rebinds, 1);
+    // A stranger replaying an old-looking SN far outside the window cannot steal the path.
+    let stale = {
+        let mut b = HeapBuf::from_slice(&p1.data()[28..]);
+        // Rewrite the trailer SN (layout: ... SN(2) TC(1) CID(1) NH(1) flags(1)).
+        let l = b.len();
+        b.data_mut()[l - 6..l - 4].copy_from_slice(&30_000u16.to_be_bytes());
+        adapt::push_udp_ip(&mut b, sa("203.0.113.66:1234"), sa(N_WIFI), 1).unwrap();
+        b
+    };
+    n.from_delivery(stale, 2 * MS, &mut pool, &mut out);
+    assert!(anchors(&mut out).is_empty());
+    assert_eq!(n.path_remote(ClientId(7), PathId(1)), Some(moved));
+    assert_eq!(n.counters().dropped(DropReason::UnknownPeer), 1);
+    // Not the client's anchor address at all: unknown peer too.
+    let mut b = HeapBuf::from_slice(&down_sdu(&mut pool, 3, 100).to_vec());
+    adapt::push_udp_ip(&mut b, sa("203.0.113.66:1234"), sa(N_WIFI), 1).unwrap();
+    n.from_delivery(b, 3 * MS, &mut pool, &mut out);
+    assert_eq!(n.counters().dropped(DropReason::UnknownPeer), 2);
+}
+
+#[test]
+fn s4_4_gre_sdu_too_big_is_dropped_not_fragmented() {
+    let (mut n, _) = pair(
+        Convergence::Gre,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let s = down_sdu(&mut pool, 0, 1500 - 28 - 12 + 1);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(n.counters().dropped(DropReason::TooBigForGre), 1);
+    let s = down_sdu(&mut pool, 1, 1500 - 28 - 12);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    let p = deliveries(&mut out);
+    assert_eq!(p[0].len(), 1500, "exactly the MTU");
+}
+
+#[test]
+fn s4_4_1_gre_key_carries_the_anchor_connection_id() {
+    let (mut n, _) = pair(Convergence::Gre, Adaptation::PassThrough);
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let s = down_sdu(&mut pool, 0, 100);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    let p = deliveries(&mut out).remove(0);
+    assert_eq!(p.data()[9], 47, "outer protocol GRE");
+    let g = crate::wire::gre::Packet::new_checked(&p.data()[20..]).unwrap();
+    let r = crate::wire::gre::Repr::parse(&g).unwrap();
+    assert_eq!(
+        (r.anchor_connection_id(), r.sequence_number),
+        (Some(1), Some(0))
+    );
+}
+
+#[test]
+fn remove_client_returns_held_buffers() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::new(64, 0, 128, 2176);
+    let mut out = Vec::new();
+    for i in 0..3 {
+        let s = down_sdu(&mut pool, i, 100);
+        n.from_anchor(s, 0, &mut pool, &mut out);
+    }
+    let mut pdus = deliveries(&mut out);
+    let third = pdus.remove(2);
+    c.from_delivery(pdus.remove(0), 0, &mut pool, &mut out);
+    c.from_delivery(third, 0, &mut pool, &mut out);
+    assert_eq!(c.reorder_depth(), 1, "SN 2 waits for SN 1");
+    for o in out.drain(..) {
+        if let Output::Anchor(b) = o {
+            pool.free(b);
+        }
+    }
+    drop(pdus);
+    assert!(c.remove_client(ClientId(7), &mut pool));
+    assert_eq!(c.reorder_depth(), 0);
+    assert!(c.client_ids().is_empty());
+    assert!(!c.remove_client(ClientId(7), &mut pool));
+    assert_eq!(
+        pool.available() + 1,
+        pool.allocated(),
+        "all but the dropped SN 1 PDU returned"
+    );
+}
+
+#[test]
+fn add_client_rejects_duplicates_and_update_delivery_changes_mtu() {
+    let mut n = engine(
+        Role::NMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let c = client(
+        Role::NMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    assert_eq!(
+        n.add_client(c.clone()),
+        Err(ConfigError::DuplicateClient(ClientId(7)))
+    );
+    let mut other = c.clone();
+    other.id = ClientId(8);
+    assert_eq!(
+        n.add_client(other.clone()),
+        Err(ConfigError::DuplicateAnchorAddress(ClientId(7)))
+    );
+    other.anchor_addr = ip("10.0.0.3");
+    assert_eq!(
+        n.add_client(other),
+        Err(ConfigError::DuplicateEndpoint(PathId(1)))
+    );
+    let mut d = c.deliveries[0];
+    d.mtu = 600;
+    n.update_delivery(ClientId(7), d).unwrap();
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let s = down_sdu(&mut pool, 0, 600);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    // 600 B does not fit 600 - 28: fragmented (or dropped while fragmentation is unavailable).
+    let pdus = deliveries(&mut out);
+    assert!(pdus.iter().all(|p| p.len() <= 600));
+    assert_eq!(n.client_ids(), vec![ClientId(7)]);
+}
+
+#[test]
+fn adaptive_reorder_timeout_follows_owd_spread() {
+    let mut c = engine(
+        Role::CMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut cfg = c.client_ref(ClientId(7)).unwrap().cfg.clone();
+    let mut d2 = cfg.deliveries[0];
+    d2.id = PathId(2);
+    d2.local = sa("203.0.113.10:40002");
+    cfg.deliveries.push(d2);
+    let mut e = Engine::<HeapBuf>::new(EngineConfig::new(Role::CMadp, sa(CONTROL)));
+    e.add_client(cfg).unwrap();
+    for p in [PathId(1), PathId(2)] {
+        e.set_path_usable(ClientId(7), p, true);
+    }
+    e.set_path_estimates(ClientId(7), PathId(1), 20 * MS, None);
+    e.set_path_estimates(ClientId(7), PathId(2), 80 * MS, None);
+    assert_eq!(
+        e.reorder_timeout(ClientId(7)),
+        Some(120 * MS),
+        "WIRE.md: 2 x (max - min)"
+    );
+    e.set_path_usable(ClientId(7), PathId(2), false);
+    assert_eq!(
+        e.reorder_timeout(ClientId(7)),
+        Some(10 * MS),
+        "clamped to 10 ms"
+    );
+    let _ = c.set_steering(ClientId(7), None, SteeringMode::Weighted);
+    assert!(!c.set_steering(ClientId(7), Some(9), SteeringMode::Weighted));
+}
+
+#[test]
+fn too_many_receive_flows_are_refused() {
+    let mut n = engine(
+        Role::NMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut c_cfg = EngineConfig::new(Role::CMadp, sa(CONTROL));
+    c_cfg.max_rx_flows_per_client = 2;
+    let mut c = Engine::<HeapBuf>::new(c_cfg);
+    let mut cc = client(
+        Role::CMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    cc.deliveries[0].trailer_rx = TrailerFields::new(flags::SEQUENCE_NUMBER);
+    c.add_client(cc).unwrap();
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let mut c_out = Vec::new();
+    for tc in 0..4u8 {
+        let s = down_sdu(&mut pool, u64::from(tc), 100);
+        n.from_anchor(s, 0, &mut pool, &mut out);
+        let mut p = deliveries(&mut out).remove(0);
+        // Patch the TC byte (trailer: ... TC CID NH flags).
+        let l = p.len();
+        p.data_mut()[l - 4] = tc;
+        let inner_len = l - 28;
+        let mut b = HeapBuf::from_slice(&p.data()[28..28 + inner_len]);
+        adapt::push_udp_ip(&mut b, sa(N_WIFI), sa(C_WIFI), 1).unwrap();
+        c.from_delivery(b, 0, &mut pool, &mut c_out);
+    }
+    assert_eq!(anchors(&mut c_out).len(), 2);
+    assert_eq!(c.counters().dropped(DropReason::TooManyFlows), 2);
+    let _ = mx::PROTOCOL_MX;
+}

@@ -1,0 +1,473 @@
+//! Sender: anchor side -> delivery side (draft-04 §4: convergence first, then adaptation).
+
+use crate::buf::{BufPool, PacketBuf};
+use crate::drop::DropReason;
+use crate::flow::Instant;
+use crate::mx;
+use crate::wire::gre;
+use crate::wire::ipv4::PROTOCOL_GRE;
+use crate::wire::mx_trailer::MxTrailer;
+
+use super::adapt::{self, NatSide};
+use super::classify::{classify, flow_hash, PacketInfo};
+use super::mxops;
+use super::{Adaptation, Convergence, Engine, Group, Output, Role};
+
+impl<B: PacketBuf> Engine<B> {
+    /// Sends one anchor-side IP packet (see the module documentation). Outputs go to `out`;
+    /// a dropped packet goes back to `pool` and is counted.
+    pub fn from_anchor(
+        &mut self,
+        pkt: B,
+        now: Instant,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        self.anchor_one(pkt, now, pool, out, false);
+    }
+
+    /// Sends a burst of anchor-side packets (drained from `pkts`). Within the burst, small SDUs
+    /// of one flow (client, anchor connection, traffic class) steered to the same path with
+    /// consecutive sequence numbers are concatenated into one PDU when the path allows it
+    /// (draft-04 §4.2.3).
+    pub fn from_anchor_burst(
+        &mut self,
+        pkts: &mut Vec<B>,
+        now: Instant,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        for pkt in pkts.drain(..) {
+            self.anchor_one(pkt, now, pool, out, true);
+        }
+        while let Some(g) = self.groups.pop() {
+            self.flush_group(g, pool, out);
+        }
+    }
+
+    fn anchor_one(
+        &mut self,
+        mut pkt: B,
+        now: Instant,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+        burst: bool,
+    ) {
+        self.counters.anchor_rx += 1;
+        let info = match PacketInfo::parse(pkt.data()) {
+            Ok(i) => i,
+            Err(e) => return self.drop_buf(pool, pkt, e.reason),
+        };
+        // Link padding after the IP packet is not part of the SDU.
+        let extra = pkt.len().saturating_sub(info.len);
+        pkt.trim(extra);
+        let (anchor, remote, remote_port, client_port) = match self.cfg.role {
+            // Downlink: from the internet (remote) to the client's anchor address.
+            Role::NMadp => (
+                info.dst,
+                info.src,
+                info.ports.map(|p| p.0),
+                info.ports.map(|p| p.1),
+            ),
+            // Uplink: from the anchor address to the internet.
+            Role::CMadp => (
+                info.src,
+                info.dst,
+                info.ports.map(|p| p.1),
+                info.ports.map(|p| p.0),
+            ),
+        };
+        let Some(&ci) = self.by_anchor.get(&anchor) else {
+            return self.drop_buf(pool, pkt, DropReason::UnknownClient);
+        };
+        let seed = self.cfg.seed;
+        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+            return self.drop_buf(pool, pkt, DropReason::UnknownClient);
+        };
+        let (tc, cid) = match classify(
+            &c.cfg.traffic_classes,
+            &info,
+            remote,
+            remote_port,
+            client_port,
+        ) {
+            Some(r) => (r.id, r.anchor),
+            None => (0, c.first_anchor()),
+        };
+        // AMBIGUITY (draft-04 §4.4): GRE carries no traffic class, so a receiver could not keep
+        // per-class sequence spaces apart; under GRE convergence SNs are per anchor connection.
+        let seq_tc = match c.cfg.convergence {
+            Convergence::Gre => 0,
+            Convergence::Trailer => tc,
+        };
+        let hash = flow_hash(seed, &info);
+        let Some(ti) = c.tcs.iter().position(|t| t.id == tc) else {
+            return self.drop_buf(pool, pkt, DropReason::NoPath);
+        };
+        let sel = c.tcs[ti].steering.select(hash, info.len, now);
+        if sel.is_empty() {
+            c.counters.no_path += 1;
+            return self.drop_buf(pool, pkt, DropReason::NoPath);
+        }
+        // draft-04 §4.2.1: SNs per connection and traffic class, continuing across paths
+        // (lossless switching). One SN per SDU; duplicates share it.
+        let sn = match c
+            .tx_seq
+            .iter_mut()
+            .find(|(a, t, _)| *a == cid && *t == seq_tc)
+        {
+            Some((_, _, next)) => {
+                let sn = *next;
+                *next = next.wrapping_add(1);
+                sn
+            }
+            None => 0,
+        };
+        c.counters.tx_sdus += 1;
+        c.counters.tx_bytes += info.len as u64;
+        let n = sel.len();
+        let mut original = Some(pkt);
+        for (k, id) in sel.iter().enumerate() {
+            let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+                break;
+            };
+            let Some(pi) = c.path_index(id) else { continue };
+            let buf = if k + 1 == n {
+                match original.take() {
+                    Some(b) => b,
+                    None => break,
+                }
+            } else {
+                // Duplicate mode: every extra path gets a copy from the pool.
+                let Some(src) = original.as_ref() else { break };
+                let Some(mut copy) = pool.alloc() else {
+                    self.counters.drop(DropReason::PoolExhausted);
+                    continue;
+                };
+                if !copy.extend_from_slice(src.data()) {
+                    self.drop_buf(pool, copy, DropReason::NoRoom);
+                    continue;
+                }
+                copy
+            };
+            if n > 1 && k > 0 {
+                if let Some(p) = self.clients[ci].as_mut().and_then(|c| c.paths.get_mut(pi)) {
+                    p.counters.duplicates_sent += 1;
+                }
+            }
+            self.emit_sdu(ci, pi, cid, tc, sn, info.protocol, buf, pool, out, burst);
+        }
+        if let Some(b) = original {
+            pool.free(b);
+        }
+    }
+
+    /// Convergence (trailer or GRE) and adaptation of one SDU on one path.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_sdu(
+        &mut self,
+        ci: usize,
+        pi: usize,
+        cid: u16,
+        tc: u8,
+        sn: u32,
+        protocol: u8,
+        mut buf: B,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+        burst: bool,
+    ) {
+        let role = self.cfg.role;
+        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+            return self.drop_buf(pool, buf, DropReason::UnknownClient);
+        };
+        let anchor = c.cfg.anchor_addr;
+        let convergence = c.cfg.convergence;
+        let Some(p) = c.paths.get_mut(pi) else {
+            return self.drop_buf(pool, buf, DropReason::NoPath);
+        };
+        p.counters.tx_sdus += 1;
+        if convergence == Convergence::Gre {
+            // draft-04 §4.4 has no MX fragmentation.
+            if buf.len() > p.max_pdu {
+                return self.drop_buf(pool, buf, DropReason::TooBigForGre);
+            }
+            // draft-04 §4.4.1: key low 16 bits = anchor connection ID; RFC 2890 sequence number.
+            let key = gre::key_for_anchor(Some(cid), 0);
+            if let Err(r) = adapt::push_gre(&mut buf, key, Some(sn)) {
+                return self.drop_buf(pool, buf, r);
+            }
+            return self.adapt_and_send(ci, pi, buf, pool, out);
+        }
+        if p.cfg.adaptation == Adaptation::ClientNat {
+            // draft-04 §4.1 client NAT, applied to the SDU before the trailer so that every
+            // fragment and every concatenated SDU carries the translated address.
+            let Some(client_addr) = p.cfg.client_addr else {
+                return self.drop_buf(pool, buf, DropReason::NoRemote);
+            };
+            let side = match role {
+                Role::NMadp => NatSide::Dst,
+                Role::CMadp => NatSide::Src,
+            };
+            debug_assert_ne!(client_addr, anchor);
+            if let Err(r) = adapt::nat_rewrite(buf.data_mut(), side, client_addr) {
+                return self.drop_buf(pool, buf, r);
+            }
+        }
+        let ho = p.header_optimization();
+        let max_pdu = p.max_pdu;
+        let concat = p.cfg.concatenation;
+        let mut t = MxTrailer {
+            next_header: Some(protocol),
+            connection_id: Some(cid as u8),
+            traffic_class: Some(tc),
+            sequence_number: Some(sn as u16),
+            ..MxTrailer::default()
+        };
+        // draft-04 §4.2.1: only the fields negotiated for this path and direction. Without a
+        // negotiated SN the PDU carries none (and the receiver cannot reorder it).
+        p.cfg.trailer_tx.apply(&mut t);
+        let tlen = sent_trailer_len(&t, ho);
+        if buf.len().saturating_add(tlen) > max_pdu {
+            if burst {
+                self.flush_matching(ci, pi, cid, tc, pool, out);
+            }
+            // AMBIGUITY (draft-04 §4.2.2): the receiver tells fragments of different SDUs
+            // apart by their SN, so fragments always carry one, negotiated or not.
+            t.sequence_number = Some(sn as u16);
+            let mut frags = core::mem::take(&mut self.frags);
+            match mxops::fragment_sdu(buf, max_pdu, &t, pool, &mut frags) {
+                Ok(n) => {
+                    if let Some(p) = self.clients[ci].as_mut().and_then(|c| c.paths.get_mut(pi)) {
+                        p.counters.tx_fragments += n as u64;
+                    }
+                    for f in frags.drain(..) {
+                        self.adapt_and_send(ci, pi, f, pool, out);
+                    }
+                }
+                // The fragmenter returned every buffer to the pool.
+                Err(r) => self.counters.drop(r),
+            }
+            self.frags = frags;
+            return;
+        }
+        if burst && concat {
+            return self.group_add(ci, pi, cid, tc, sn, protocol, buf, max_pdu, pool, out);
+        }
+        if let Err(r) = mx::add_trailer(&mut buf, &t, ho) {
+            return self.drop_buf(pool, buf, r);
+        }
+        self.adapt_and_send(ci, pi, buf, pool, out);
+    }
+
+    /// Adds an SDU to its concatenation group, flushing the group first when the SDU does not
+    /// continue it (SN not consecutive) or does not fit.
+    #[allow(clippy::too_many_arguments)]
+    fn group_add(
+        &mut self,
+        ci: usize,
+        pi: usize,
+        cid: u16,
+        tc: u8,
+        sn: u32,
+        protocol: u8,
+        buf: B,
+        max_pdu: usize,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        let ho = self.clients[ci]
+            .as_ref()
+            .and_then(|c| c.paths.get(pi))
+            .is_some_and(|p| p.header_optimization());
+        let idx = self
+            .groups
+            .iter()
+            .position(|g| g.ci == ci && g.pi == pi && g.cid == cid && g.tc == tc);
+        if let Some(i) = idx {
+            let g = &mut self.groups[i];
+            let concat_tlen = concat_trailer_len(self.clients[ci].as_ref(), pi, ho);
+            let consecutive = (g.last_sn.wrapping_add(1) as u16) == sn as u16;
+            if consecutive && mxops::fits(g.payload_len, buf.len(), concat_tlen, max_pdu) {
+                g.payload_len += buf.len();
+                g.last_sn = sn;
+                g.sdus.push(buf);
+                return;
+            }
+            let g = self.groups.swap_remove(i);
+            self.flush_group(g, pool, out);
+        }
+        let mut sdus = self.spare.pop().unwrap_or_default();
+        let payload_len = buf.len();
+        sdus.push(buf);
+        self.groups.push(Group {
+            ci,
+            pi,
+            cid,
+            tc,
+            last_sn: sn,
+            first_protocol: protocol,
+            payload_len,
+            sdus,
+        });
+    }
+
+    fn flush_matching(
+        &mut self,
+        ci: usize,
+        pi: usize,
+        cid: u16,
+        tc: u8,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        if let Some(i) = self
+            .groups
+            .iter()
+            .position(|g| g.ci == ci && g.pi == pi && g.cid == cid && g.tc == tc)
+        {
+            let g = self.groups.swap_remove(i);
+            self.flush_group(g, pool, out);
+        }
+    }
+
+    /// Sends a group: one SDU with its own trailer, or a concatenated PDU whose trailer
+    /// carries the LAST SDU's SN (draft-04 §4.2.3).
+    fn flush_group(
+        &mut self,
+        mut g: Group<B>,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        let Some(p) = self.clients[g.ci].as_ref().and_then(|c| c.paths.get(g.pi)) else {
+            for b in g.sdus.drain(..) {
+                self.drop_buf(pool, b, DropReason::NoPath);
+            }
+            self.spare.push(g.sdus);
+            return;
+        };
+        let ho = p.header_optimization();
+        let count = g.sdus.len();
+        let mut t = MxTrailer {
+            next_header: Some(g.first_protocol),
+            connection_id: Some(g.cid as u8),
+            traffic_class: Some(g.tc),
+            sequence_number: Some(g.last_sn as u16),
+            ..MxTrailer::default()
+        };
+        p.cfg.trailer_tx.apply(&mut t);
+        if count == 1 {
+            if let Some(mut buf) = g.sdus.pop() {
+                match mx::add_trailer(&mut buf, &t, ho) {
+                    Ok(()) => self.adapt_and_send(g.ci, g.pi, buf, pool, out),
+                    Err(r) => self.drop_buf(pool, buf, r),
+                }
+            }
+        } else if count > 1 {
+            match mxops::concatenate(&mut g.sdus, &t, ho, pool) {
+                Ok(pdu) => {
+                    if let Some(p) = self.clients[g.ci]
+                        .as_mut()
+                        .and_then(|c| c.paths.get_mut(g.pi))
+                    {
+                        p.counters.tx_concatenated += 1;
+                    }
+                    self.adapt_and_send(g.ci, g.pi, pdu, pool, out);
+                }
+                Err(r) => {
+                    // Every SDU of the group is lost: one count per SDU.
+                    for _ in 0..count {
+                        self.counters.drop(r);
+                    }
+                }
+            }
+            for b in g.sdus.drain(..) {
+                pool.free(b);
+            }
+        }
+        self.spare.push(g.sdus);
+    }
+
+    /// The adaptation sublayer (draft-04 §4.1) and the output.
+    fn adapt_and_send(
+        &mut self,
+        ci: usize,
+        pi: usize,
+        mut buf: B,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+            return self.drop_buf(pool, buf, DropReason::UnknownClient);
+        };
+        let client = c.cfg.id;
+        let convergence = c.cfg.convergence;
+        let Some(p) = c.paths.get_mut(pi) else {
+            return self.drop_buf(pool, buf, DropReason::NoPath);
+        };
+        let r = match (convergence, p.cfg.adaptation) {
+            (_, Adaptation::UdpTunnel { .. }) => match p.remote {
+                Some(remote) => {
+                    p.ident = p.ident.wrapping_add(1);
+                    adapt::push_udp_ip(&mut buf, p.cfg.local, remote, p.ident)
+                }
+                None => Err(DropReason::NoRemote),
+            },
+            // Client NAT was applied to the SDU; pass-through changes nothing.
+            (Convergence::Trailer, _) => Ok(()),
+            // GRE delivery protocol IP (draft-04 §4.4.1: protocol 47).
+            (Convergence::Gre, _) => match p.remote.map(|r| r.ip()).or(p.cfg.client_addr) {
+                Some(peer) => {
+                    p.ident = p.ident.wrapping_add(1);
+                    adapt::push_ip(&mut buf, p.cfg.local.ip(), peer, PROTOCOL_GRE, p.ident)
+                }
+                None => Err(DropReason::NoRemote),
+            },
+        };
+        if let Err(r) = r {
+            return self.drop_buf(pool, buf, r);
+        }
+        p.counters.tx_pdus += 1;
+        p.counters.tx_bytes += buf.len() as u64;
+        let path = p.cfg.id;
+        self.counters.delivery_tx += 1;
+        out.push(Output::Delivery {
+            client,
+            path,
+            pkt: buf,
+        });
+    }
+}
+
+/// Length of the trailer `add_trailer` will send: in the default layout Next Header is always
+/// present (WIRE.md).
+fn sent_trailer_len(t: &MxTrailer, header_optimization: bool) -> usize {
+    let mut t = *t;
+    if !header_optimization {
+        t.next_header = Some(0);
+    }
+    t.buffer_len()
+}
+
+/// Upper bound of a concatenated PDU's trailer on path `pi`: the negotiated fields plus FSL and
+/// Next Header (draft-04 §4.2.3).
+fn concat_trailer_len(c: Option<&super::Client>, pi: usize, ho: bool) -> usize {
+    let fields = c
+        .and_then(|c| c.paths.get(pi))
+        .map_or(crate::wire::mx_trailer::TrailerFields::ALL, |p| {
+            p.cfg.trailer_tx
+        });
+    let mut t = MxTrailer {
+        next_header: Some(0),
+        connection_id: Some(0),
+        traffic_class: Some(0),
+        sequence_number: Some(0),
+        ..MxTrailer::default()
+    };
+    fields.apply(&mut t);
+    if !ho {
+        t.next_header = Some(0);
+    }
+    t.first_sdu_length = Some(0);
+    t.buffer_len()
+}
