@@ -307,8 +307,6 @@ struct IperfRun {
     /// UDP: lost datagrams and total.
     lost: u64,
     packets: u64,
-    /// The client's JSON report.
-    json: Value,
 }
 
 impl IperfRun {
@@ -464,7 +462,6 @@ impl<'a> Iperf<'a> {
             intervals,
             lost,
             packets,
-            json: cj,
         }
     }
 }
@@ -542,4 +539,567 @@ fn mptcp_baseline_aggregates_wifi_and_lte() {
         mp.mbit,
         wifi.mbit
     );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Through the N-MADP: `nmadp run` in the nmadp namespace (AF_PACKET anchor and delivery ports),
+// `cmadp` in the client namespace (TUN mx0 = anchor address 10.71.9.2, one UDP socket per access
+// interface), configured from deploy/testbed/{nmadp,cmadp}.toml.
+
+const ANCHOR: &str = "10.71.9.2";
+
+/// A running N-MADP and C-MADP pair; both are killed on drop (before the testbed goes).
+struct Daemons<'a> {
+    tb: &'a Testbed,
+    nmadp: Option<Proc>,
+    cmadp: Option<Proc>,
+    steering: String,
+}
+
+fn all_objects<'v>(v: &'v Value, out: &mut Vec<&'v serde_json::Map<String, Value>>) {
+    match v {
+        Value::Object(m) => {
+            out.push(m);
+            for x in m.values() {
+                all_objects(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| all_objects(x, out)),
+        _ => {}
+    }
+}
+
+impl<'a> Daemons<'a> {
+    fn start(tb: &'a Testbed, steering: &str) -> Daemons<'a> {
+        let run = tb.run_dir();
+        for f in ["nmadp", "cmadp"] {
+            let text =
+                fs::read_to_string(workspace_root().join(format!("deploy/testbed/{f}.toml")))
+                    .expect("config template");
+            let text = text
+                .replace("@RUN@", &run.display().to_string())
+                .replace("@STEERING@", steering);
+            fs::write(run.join(format!("{f}-{steering}.toml")), text).expect("write config");
+        }
+        let ncfg = run.join(format!("nmadp-{steering}.toml"));
+        let ccfg = run.join(format!("cmadp-{steering}.toml"));
+        let nmadp = tb.spawn(
+            "nmadp",
+            &[
+                env!("CARGO_BIN_EXE_nmadp"),
+                "run",
+                "--config",
+                ncfg.to_str().unwrap(),
+            ],
+        );
+        let cmadp = tb.spawn(
+            "client",
+            &[
+                env!("CARGO_BIN_EXE_cmadp"),
+                "--config",
+                ccfg.to_str().unwrap(),
+            ],
+        );
+        let mut d = Daemons {
+            tb,
+            nmadp: Some(nmadp),
+            cmadp: Some(cmadp),
+            steering: steering.into(),
+        };
+        // mx0 appears when cmadp has started; give it the anchor address and the server route.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let ok = tb
+                .cmd("client", &["ip", "link", "show", "mx0"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                break;
+            }
+            d.check_alive();
+            assert!(Instant::now() < deadline, "cmadp did not create mx0");
+            thread::sleep(Duration::from_millis(50));
+        }
+        let t = Duration::from_secs(5);
+        tb.run(
+            "client",
+            &["ip", "addr", "add", &format!("{ANCHOR}/32"), "dev", "mx0"],
+            t,
+        );
+        tb.run(
+            "client",
+            &[
+                "ip",
+                "route",
+                "add",
+                "10.71.3.0/24",
+                "dev",
+                "mx0",
+                "src",
+                ANCHOR,
+            ],
+            t,
+        );
+        d.wait_paths_active(Duration::from_secs(8));
+        d
+    }
+
+    fn check_alive(&mut self) {
+        for (name, p) in [("nmadp", &mut self.nmadp), ("cmadp", &mut self.cmadp)] {
+            if let Some(proc_) = p.as_mut() {
+                if !proc_.is_running() {
+                    let out = p.take().unwrap().terminate();
+                    panic!(
+                        "{name} exited: {}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+        }
+    }
+
+    /// `nmadpctl --json paths` of the N-MADP (`nmadp`) or the C-MADP (`cmadp`).
+    fn paths(&self, which: &str) -> Value {
+        let sock = self.tb.run_dir().join(format!("{which}-admin.sock"));
+        let out = Command::new(env!("CARGO_BIN_EXE_nmadpctl"))
+            .args([
+                "--socket",
+                sock.to_str().unwrap(),
+                "--json",
+                "--timeout",
+                "2",
+                "paths",
+            ])
+            .output()
+            .expect("nmadpctl");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn active_paths(&self, which: &str) -> usize {
+        let v = self.paths(which);
+        let mut objs = Vec::new();
+        all_objects(&v, &mut objs);
+        objs.iter()
+            .filter(|m| m.get("state").and_then(Value::as_str) == Some("active"))
+            .count()
+    }
+
+    /// Waits until the N-MADP sees both delivery connections usable (probe ACKs answered).
+    fn wait_paths_active(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.check_alive();
+            if self.active_paths("nmadp") >= 2 && self.active_paths("cmadp") >= 2 {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "paths not active after {limit:?} ({}): nmadp {} cmadp {}",
+                    self.steering,
+                    self.paths("nmadp"),
+                    self.paths("cmadp")
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops both daemons (SIGTERM) and removes the client's mx0 routes with them.
+    fn stop(mut self) {
+        for p in [self.cmadp.take(), self.nmadp.take()].into_iter().flatten() {
+            p.terminate();
+        }
+    }
+}
+
+impl Drop for Daemons<'_> {
+    fn drop(&mut self) {
+        for p in [self.cmadp.take(), self.nmadp.take()].into_iter().flatten() {
+            drop(p.terminate());
+        }
+    }
+}
+
+/// Downlink (server -> client, the N-MADP steers) TCP goodput through the tunnel.
+fn tunnel_tcp(tb: &Testbed, port: u16, reverse: bool) -> IperfRun {
+    let mut i = Iperf::new(tb, port);
+    if reverse {
+        i.extra.push("-R".into());
+    }
+    i.run()
+}
+
+/// UDP echo: `n` datagrams from `from_ns` to `to_addr` (an echo thread in `to_ns`); how many
+/// came back within the deadline.
+fn udp_echo(tb: &Testbed, from_ns: &str, to_ns: &str, bind: &str, to_addr: &str, n: u32) -> u32 {
+    use std::net::UdpSocket;
+    let echo_bind = format!("{bind}:7007");
+    let echo = common::in_netns(&tb.ns(to_ns), move || {
+        let s = UdpSocket::bind(&echo_bind).expect("bind echo");
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        s
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let t = thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while !stop2.load(Ordering::SeqCst) {
+            if let Ok((k, from)) = echo.recv_from(&mut buf) {
+                let _ = echo.send_to(&buf[..k], from);
+            }
+        }
+    });
+    let sock = common::in_netns(&tb.ns(from_ns), || {
+        let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        s
+    });
+    let dst = format!("{to_addr}:7007");
+    let mut got = std::collections::HashSet::new();
+    for seq in 0..n {
+        let mut msg = b"MXE2E".to_vec();
+        msg.extend_from_slice(&seq.to_be_bytes());
+        msg.resize(200, 0xab);
+        sock.send_to(&msg, &dst).expect("send");
+        thread::sleep(Duration::from_millis(5));
+        let mut buf = [0u8; 2048];
+        while let Ok((k, _)) = sock.recv_from(&mut buf) {
+            if k == 200 && buf.starts_with(b"MXE2E") {
+                got.insert(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+            }
+            if got.len() as u32 == n {
+                break;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 2048];
+    while (got.len() as u32) < n && Instant::now() < deadline {
+        if let Ok((k, _)) = sock.recv_from(&mut buf) {
+            if k == 200 && buf.starts_with(b"MXE2E") {
+                got.insert(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = t.join();
+    got.len() as u32
+}
+
+#[test]
+fn nmadp_reachability_and_udp_echo_both_directions() {
+    skip_unless!("iperf3");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    let d = Daemons::start(&tb, "weighted");
+    tb.run(
+        "client",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", SERVER],
+        Duration::from_secs(10),
+    );
+    let up = udp_echo(&tb, "client", "server", SERVER, SERVER, 100);
+    let down = udp_echo(&tb, "server", "client", ANCHOR, ANCHOR, 100);
+    println!("UDP echo through the tunnel: client->server {up}/100, server->client {down}/100");
+    record(
+        "nmadp_udp_echo",
+        json!({
+            "loss_pct": (200 - up - down) as f64 / 2.0,
+            "notes": format!("echoed client->server {up}/100, server->client {down}/100 (weighted)"),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_reachability",
+        }),
+    );
+    d.stop();
+    assert_eq!(
+        (up, down),
+        (100, 100),
+        "every echo comes back (no loss configured)"
+    );
+}
+
+#[test]
+fn nmadp_tcp_aggregation_weighted_and_delay_aware() {
+    skip_unless!("iperf3");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    // The Wi-Fi-only reference in the same run: active-standby keeps everything on Wi-Fi.
+    let d = Daemons::start(&tb, "active-standby");
+    let wifi = tunnel_tcp(&tb, 5401, true);
+    d.stop();
+    println!(
+        "through the N-MADP, Wi-Fi only (active-standby): {:.1} Mbit/s",
+        wifi.mbit
+    );
+    let mut results = Vec::new();
+    for (i, (mode, key)) in [
+        ("weighted", "nmadp_weighted"),
+        ("delay-aware", "nmadp_delay_aware"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let d = Daemons::start(&tb, mode);
+        let (lte0, _) = tb.emu_delivered("lte");
+        let down = tunnel_tcp(&tb, 5402 + 2 * i as u16, true);
+        let (_, _) = tb.emu_delivered("lte");
+        let up = tunnel_tcp(&tb, 5403 + 2 * i as u16, false);
+        let _ = lte0;
+        d.stop();
+        println!(
+            "through the N-MADP, {mode}: downlink {:.1} Mbit/s ({}% of {SUM_MBIT}), uplink {:.1} Mbit/s; Wi-Fi only {:.1}",
+            down.mbit,
+            pct(down.mbit),
+            up.mbit,
+            wifi.mbit
+        );
+        record(
+            key,
+            json!({
+                "goodput_mbit": round2(down.mbit), "pct_of_70": pct(down.mbit),
+                "uplink_mbit": round2(up.mbit), "wifi_only_mbit": round2(wifi.mbit),
+                "notes": format!("downlink TCP; uplink {:.1} Mbit/s; Wi-Fi-only reference {:.1} Mbit/s", up.mbit, wifi.mbit),
+                "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_tcp_aggregation",
+            }),
+        );
+        results.push((mode, down.mbit));
+    }
+    for (mode, mbit) in results {
+        assert!(
+            mbit > wifi.mbit,
+            "{mode}: {mbit:.1} Mbit/s does not beat Wi-Fi alone ({:.1} Mbit/s)",
+            wifi.mbit
+        );
+    }
+}
+
+#[test]
+fn nmadp_failover_wifi_cut_mid_transfer() {
+    skip_unless!("iperf3");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    let d = Daemons::start(&tb, "active-standby");
+    let cut_at = Duration::from_secs(2);
+    let tb_ref = &tb;
+    let run = thread::scope(|s| {
+        let h = s.spawn(|| {
+            Iperf {
+                omit: 0,
+                secs: 6,
+                interval: 0.1,
+                extra: vec!["-R".into()],
+                ..Iperf::new(tb_ref, 5501)
+            }
+            .run()
+        });
+        thread::sleep(cut_at + Duration::from_millis(100));
+        tb_ref.emu("wifi", "down");
+        h.join().expect("iperf3 thread")
+    });
+    d.stop();
+    let gap = run.longest_gap_ms(0.5);
+    let tail: f64 = run
+        .intervals
+        .iter()
+        .rev()
+        .take(10)
+        .map(|x| x.0)
+        .sum::<f64>()
+        / 10.0;
+    println!(
+        "failover (Wi-Fi cut at ~2.1 s, active-standby): {:.1} Mbit/s average, longest gap {gap:.0} ms, last second {tail:.1} Mbit/s",
+        run.mbit
+    );
+    record(
+        "nmadp_failover",
+        json!({
+            "goodput_mbit": round2(run.mbit), "pct_of_70": pct(run.mbit),
+            "disruption_ms": gap, "after_cut_mbit": round2(tail),
+            "notes": format!("longest run of 100 ms intervals below 0.5 Mbit/s; last second after the cut {tail:.1} Mbit/s"),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_failover",
+        }),
+    );
+    assert!(
+        tail > 1.0,
+        "the transfer did not resume over LTE ({tail:.1} Mbit/s in the last second)"
+    );
+    assert!(gap < 4000.0, "disruption {gap:.0} ms");
+}
+
+#[test]
+fn nmadp_duplicate_mode_hides_5pct_loss_per_link() {
+    skip_unless!("iperf3");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[("WIFI_LOSS", "0.05"), ("LTE_LOSS", "0.05")]);
+    let d = Daemons::start(&tb, "duplicate");
+    let run = Iperf {
+        omit: 0,
+        secs: 5,
+        extra: ["-u", "-b", "10M", "-l", "1200", "-R"]
+            .map(String::from)
+            .to_vec(),
+        ..Iperf::new(&tb, 5601)
+    }
+    .run();
+    d.stop();
+    let loss = if run.packets > 0 {
+        run.lost as f64 * 100.0 / run.packets as f64
+    } else {
+        100.0
+    };
+    println!(
+        "duplicate, 5% loss on each link: application loss {loss:.2}% ({} of {}; ideal 0.25%), {:.1} Mbit/s",
+        run.lost, run.packets, run.mbit
+    );
+    record(
+        "nmadp_duplicate_loss5",
+        json!({
+            "goodput_mbit": round2(run.mbit), "loss_pct": (loss * 100.0).round() / 100.0,
+            "notes": format!("UDP 10 Mbit/s downlink, {} lost of {} (ideal 0.25%)", run.lost, run.packets),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_duplicate",
+        }),
+    );
+    assert!(run.packets > 1000, "only {} datagrams", run.packets);
+    assert!(
+        loss < 2.0,
+        "duplicate mode leaves {loss:.2}% loss (each link alone: 5%)"
+    );
+}
+
+#[test]
+fn nmadp_delivery_capture_decodes_with_good_checksums() {
+    skip_unless!("iperf3", "tshark");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    let d = Daemons::start(&tb, "weighted");
+    let pcap = tb.run_dir().join("delivery.pcap");
+    let pcap_s = pcap.to_str().unwrap().to_string();
+    // The delivery link of the N-MADP (rtr "core" <-> nmadp "dlv"): both directions, both paths.
+    let mut cap = tb.spawn(
+        "rtr",
+        &[
+            "tshark",
+            "-q",
+            "-i",
+            "core",
+            "-f",
+            "udp",
+            "-w",
+            &pcap_s,
+            "-a",
+            "duration:8",
+        ],
+    );
+    thread::sleep(Duration::from_millis(1500));
+    let _ = cap.is_running();
+    let up = udp_echo(&tb, "client", "server", SERVER, SERVER, 100);
+    let down = udp_echo(&tb, "server", "client", ANCHOR, ANCHOR, 100);
+    let run = Iperf {
+        omit: 0,
+        secs: 2,
+        ..Iperf::new(&tb, 5701)
+    }
+    .run();
+    cap.wait_output(Duration::from_secs(10));
+    d.stop();
+    // Outer headers by tshark, with checksum verification.
+    let fields = Command::new("tshark")
+        .args([
+            "-r",
+            &pcap_s,
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-Y",
+            "udp.port in {10020 10021}",
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+            "-e",
+            "frame.number",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "udp.length",
+            "-e",
+            "udp.checksum",
+        ])
+        .output()
+        .expect("tshark -r");
+    let text = String::from_utf8_lossy(&fields.stdout);
+    let mut outer = std::collections::HashMap::new();
+    let (mut ip_good, mut udp_good, mut udp_zero, mut bad) = (0u64, 0u64, 0u64, Vec::new());
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 5 {
+            continue;
+        }
+        let frame: u64 = f[0].parse().unwrap_or(0);
+        let udp_len: i64 = f[3].parse().unwrap_or(-1);
+        outer.insert(frame, udp_len - 8);
+        // tshark checksum status: 0 bad, 1 good, 2 unverified (UDP checksum 0 = absent).
+        if f[1] == "1" {
+            ip_good += 1;
+        } else {
+            bad.push(format!("frame {frame}: ip checksum status {}", f[1]));
+        }
+        match (f[2], f[4]) {
+            ("1", _) => udp_good += 1,
+            (_, "0x0000") => udp_zero += 1,
+            (s, _) => bad.push(format!("frame {frame}: udp checksum status {s}")),
+        }
+    }
+    // Inner side by `nmadp decode --pcap --json`.
+    let dec = Command::new(env!("CARGO_BIN_EXE_nmadp"))
+        .args(["decode", "--pcap", &pcap_s, "--json"])
+        .output()
+        .expect("nmadp decode");
+    let (mut matched, mut data_pdus) = (0u64, 0u64);
+    for line in String::from_utf8_lossy(&dec.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            bad.push(format!("decode: not JSON: {line}"));
+            continue;
+        };
+        if v["control"] != Value::Null || v["ip"] == Value::Null {
+            continue;
+        }
+        data_pdus += 1;
+        let frame = v["packet"].as_u64().unwrap_or(0);
+        let total = v["ip"]["total_length"].as_i64().unwrap_or(-1);
+        let trailer = v["trailer"]["length"].as_i64().unwrap_or(0);
+        let sdus: i64 = v["sdus"]
+            .as_array()
+            .map(|a| a.iter().map(|s| s["length"].as_i64().unwrap_or(0)).sum())
+            .unwrap_or(-1);
+        let payload = outer.get(&frame).copied().unwrap_or(-2);
+        if payload == total && sdus + trailer == total && v["ip"]["checksum_ok"] == json!(true) {
+            matched += 1;
+        } else if bad.len() < 20 {
+            bad.push(format!(
+                "frame {frame}: outer payload {payload}, inner total {total}, sdus {sdus} + trailer {trailer}: {v}"
+            ));
+        }
+    }
+    println!(
+        "delivery capture: {} MX data/control UDP frames; IPv4 checksums good {ip_good}, UDP good {udp_good}, UDP zero {udp_zero}; {data_pdus} data PDUs decoded, {matched} with inner length + trailer = outer payload; echo {up}/{down}; iperf3 {:.1} Mbit/s",
+        outer.len(),
+        run.mbit
+    );
+    record(
+        "nmadp_tshark",
+        json!({
+            "notes": format!("{} frames: IPv4 csum good {ip_good}, UDP csum good {udp_good} / zero {udp_zero}; {matched}/{data_pdus} PDUs length-consistent; {} problems", outer.len(), bad.len()),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_delivery_capture",
+        }),
+    );
+    assert!(outer.len() > 100, "only {} MX frames captured", outer.len());
+    assert!(data_pdus > 100, "only {data_pdus} data PDUs decoded");
+    assert!(bad.is_empty(), "problems: {bad:#?}");
+    assert_eq!(matched, data_pdus);
 }
