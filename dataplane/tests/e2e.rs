@@ -755,7 +755,7 @@ fn udp_echo(tb: &Testbed, from_ns: &str, to_ns: &str, bind: &str, to_addr: &str,
     });
     let sock = common::in_netns(&tb.ns(from_ns), || {
         let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
-        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
         s
     });
     let dst = format!("{to_addr}:7007");
@@ -765,7 +765,6 @@ fn udp_echo(tb: &Testbed, from_ns: &str, to_ns: &str, bind: &str, to_addr: &str,
         msg.extend_from_slice(&seq.to_be_bytes());
         msg.resize(200, 0xab);
         sock.send_to(&msg, &dst).expect("send");
-        thread::sleep(Duration::from_millis(5));
         let mut buf = [0u8; 2048];
         while let Ok((k, _)) = sock.recv_from(&mut buf) {
             if k == 200 && buf.starts_with(b"MXE2E") {
@@ -1014,7 +1013,7 @@ fn nmadp_delivery_capture_decodes_with_good_checksums() {
             "-o",
             "udp.check_checksum:TRUE",
             "-Y",
-            "udp.port in {10020 10021}",
+            "udp.port == 10020 || udp.port == 10021",
             "-T",
             "fields",
             "-E",
@@ -1087,7 +1086,7 @@ fn nmadp_delivery_capture_decodes_with_good_checksums() {
         }
     }
     println!(
-        "delivery capture: {} MX data/control UDP frames; IPv4 checksums good {ip_good}, UDP good {udp_good}, UDP zero {udp_zero}; {data_pdus} data PDUs decoded, {matched} with inner length + trailer = outer payload; echo {up}/{down}; iperf3 {:.1} Mbit/s",
+        "delivery capture: {} MX data UDP frames (ports 10020/10021); IPv4 checksums good {ip_good}, UDP good {udp_good}, UDP zero {udp_zero}; {data_pdus} data PDUs decoded, {matched} with inner length + trailer = outer payload; echo {up}/{down}; iperf3 {:.1} Mbit/s",
         outer.len(),
         run.mbit
     );
