@@ -841,11 +841,8 @@ fn nmadp_tcp_aggregation_weighted_and_delay_aware() {
     .enumerate()
     {
         let d = Daemons::start(&tb, mode);
-        let (lte0, _) = tb.emu_delivered("lte");
         let down = tunnel_tcp(&tb, 5402 + 2 * i as u16, true);
-        let (_, _) = tb.emu_delivered("lte");
         let up = tunnel_tcp(&tb, 5403 + 2 * i as u16, false);
-        let _ = lte0;
         d.stop();
         println!(
             "through the N-MADP, {mode}: downlink {:.1} Mbit/s ({}% of {SUM_MBIT}), uplink {:.1} Mbit/s; Wi-Fi only {:.1}",
