@@ -100,7 +100,8 @@ drop_reasons! {
     /// MX reassembly: an incomplete SDU timed out (counted per SDU by `poll`).
     ReassemblyTimeout => "reassembly_timeout",
     /// The worker's buffer pool had no free buffer for a packet being built (an extra MX
-    /// fragment, a reassembled SDU or a disaggregated SDU).
+    /// fragment, a reassembled SDU or a disaggregated SDU, a duplicate copy, a control PDU).
+    PoolExhausted => "pool_exhausted",
     /// Engine: no configured client owns the packet's anchor address (draft-04 §4.2: packets
     /// are classified per client).
     UnknownClient => "unknown_client",
@@ -119,8 +120,6 @@ drop_reasons! {
     TooManyFlows => "too_many_flows",
     /// Engine: the path's peer endpoint is not known yet (to be learned from its first PDU).
     NoRemote => "no_remote",
-    /// Engine: the buffer pool had no buffer (duplicate copy, control PDU).
-    PoolExhausted => "pool_exhausted",
 }
 
 impl core::fmt::Display for DropReason {

@@ -28,13 +28,13 @@ impl RuntimeHandle {
         let status = self.path_status();
         let snaps = self.snapshots();
         let mut out = Vec::new();
-        for (name, e) in clients.iter().filter(|(n, _)| client.is_none_or(|c| c == *n)) {
+        for (name, e) in clients
+            .iter()
+            .filter(|(n, _)| client.is_none_or(|c| c == *n))
+        {
             for d in &e.cfg.deliveries {
                 let mut p = PathInfo::from_config(name, d);
-                if let Some(s) = status
-                    .iter()
-                    .find(|s| s.client == e.id && s.id.0 == d.id)
-                {
+                if let Some(s) = status.iter().find(|s| s.client == e.id && s.id.0 == d.id) {
                     p.state = PathStateName::from(s.state);
                     p.srtt_ms = s.srtt_ns.map(ms);
                     p.rttvar_ms = ms(s.rttvar_ns);
@@ -69,7 +69,9 @@ impl RuntimeHandle {
             anchor_address: e.cfg.anchor_address.to_string(),
             steering: SteeringInfo::from_client(&e.cfg),
             paths: self.path_infos(Some(name))?,
-            counters: self.client_counter_set(name).unwrap_or_else(CounterSet::zero),
+            counters: self
+                .client_counter_set(name)
+                .unwrap_or_else(CounterSet::zero),
         })
     }
 
@@ -242,7 +244,10 @@ impl AdminBackend for RuntimeHandle {
                 }
             }
             CounterScope::Paths => {
-                for (name, e) in clients.iter().filter(|(n, _)| client.is_none_or(|c| c == *n)) {
+                for (name, e) in clients
+                    .iter()
+                    .filter(|(n, _)| client.is_none_or(|c| c == *n))
+                {
                     let cs = snaps.get(e.owner).and_then(|s| s.client(e.id));
                     for d in &e.cfg.deliveries {
                         let pc = cs

@@ -13,7 +13,9 @@ use crate::ports::af_packet::{AfPacketConfig, AfPacketPort, Fanout, L2Mode};
 use crate::ports::tun::{TunConfig, TunPort};
 use crate::ports::udp_socket::{UdpSocketConfig, UdpSocketPort};
 
-use super::{DeliveryPort, PathSet, Runtime, RuntimeHandle, RuntimeOptions, RuntimePorts, WorkerPorts};
+use super::{
+    DeliveryPort, PathSet, Runtime, RuntimeHandle, RuntimeOptions, RuntimePorts, WorkerPorts,
+};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -51,7 +53,9 @@ pub fn check_config(path: &Path) -> Result<String, String> {
         if cfg.node.role == Role::CMadp {
             // cmadp fills kernel-chosen local endpoints in at start; check with a stand-in.
             for d in c2.deliveries.iter_mut() {
-                if d.local.is_none() || matches!(d.local, Some(Endpoint::Udp(s)) if s.port() == 0 || s.ip().is_unspecified()) {
+                if d.local.is_none()
+                    || matches!(d.local, Some(Endpoint::Udp(s)) if s.port() == 0 || s.ip().is_unspecified())
+                {
                     let ip = match d.remote.map(|r| r.ip()) {
                         Some(IpAddr::V6(_)) => "2001:db8::1".parse().unwrap(),
                         _ => IpAddr::from([192, 0, 2, 254]),
@@ -99,15 +103,18 @@ pub fn check_config(path: &Path) -> Result<String, String> {
     Ok(s)
 }
 
-fn af_packet(iface: &str, worker: usize, group: u16, workers: usize) -> Result<AfPacketPort, String> {
+fn af_packet(
+    iface: &str,
+    worker: usize,
+    group: u16,
+    workers: usize,
+) -> Result<AfPacketPort, String> {
     let mut c = AfPacketConfig::new(
         iface,
         // AMBIGUITY (configuration): the file names no next-hop MAC; IP packets are sent in
         // cooked mode to the broadcast address, which a point-to-point link or a gateway in
         // promiscuous mode accepts. A `gateway_mac` key is future work.
-        L2Mode::Cooked {
-            dst_mac: [0xff; 6],
-        },
+        L2Mode::Cooked { dst_mac: [0xff; 6] },
     );
     if workers > 1 {
         c.fanout = Some(Fanout::hash(group));
@@ -115,7 +122,11 @@ fn af_packet(iface: &str, worker: usize, group: u16, workers: usize) -> Result<A
     AfPacketPort::open(&c).map_err(|e| format!("af-packet {iface} (worker {worker}): {e}"))
 }
 
-fn anchor_port(cfg: &Config, w: usize, n: usize) -> Result<Option<Box<dyn crate::ports::Port<pipelines::HeapBuf>>>, String> {
+fn anchor_port(
+    cfg: &Config,
+    w: usize,
+    n: usize,
+) -> Result<Option<Box<dyn crate::ports::Port<pipelines::HeapBuf>>>, String> {
     match &cfg.ports.anchor {
         PortCfg::AfPacket { iface, .. } => Ok(Some(Box::new(af_packet(iface, w, 0x4d41, n)?))),
         PortCfg::Tun { iface, mtu } => {
@@ -285,7 +296,10 @@ pub fn run(path: &Path, expect: Option<Role>, opts: &RunOptions) -> i32 {
             }
         }
     };
-    eprintln!("running with {} worker(s); SIGINT or SIGTERM stops", handle.workers());
+    eprintln!(
+        "running with {} worker(s); SIGINT or SIGTERM stops",
+        handle.workers()
+    );
     while !stop_requested() && !handle.shutdown_requested() {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -326,7 +340,12 @@ pub fn print_final(handle: &RuntimeHandle) {
         for p in &s.ports {
             println!(
                 "  port {} ({}): rx {} tx {} rx-dropped {} tx-dropped {}",
-                p.name, p.side, p.stats.rx_packets, p.stats.tx_packets, p.stats.rx_dropped, p.stats.tx_dropped
+                p.name,
+                p.side,
+                p.stats.rx_packets,
+                p.stats.tx_packets,
+                p.stats.rx_dropped,
+                p.stats.tx_dropped
             );
         }
     }

@@ -191,10 +191,8 @@ impl Directory {
                 let ports = pkt.get(o.l4..o.l4 + 4)?;
                 let sport = u16::from_be_bytes([ports[0], ports[1]]);
                 let dport = u16::from_be_bytes([ports[2], ports[3]]);
-                let s = SocketAddr::new(
-                    client_ip,
-                    if self.client_is_source { sport } else { dport },
-                );
+                let s =
+                    SocketAddr::new(client_ip, if self.client_is_source { sport } else { dport });
                 if let Some(&w) = self
                     .configured
                     .get(&DirKey::Socket(s))
@@ -294,7 +292,12 @@ mod tests {
         let mut d = Directory::new(8, true, 16);
         let peer: SocketAddr = "198.51.100.7:4000".parse().unwrap();
         d.insert(&[DirKey::Socket(peer)], 5);
-        let p = tunnel("10.0.0.2", "8.8.8.8", "198.51.100.7:4000", "192.0.2.1:10021");
+        let p = tunnel(
+            "10.0.0.2",
+            "8.8.8.8",
+            "198.51.100.7:4000",
+            "192.0.2.1:10021",
+        );
         assert_eq!(d.delivery_owner(p.data()), Some(5));
         assert_eq!(d.stats.by_endpoint, 1);
         // An unknown endpoint: the inner source (the anchor address) decides, and is learnt.
@@ -315,7 +318,12 @@ mod tests {
         assert_eq!(d.delivery_owner(frag.data()), Some(w));
         // A removed client's endpoint is forgotten.
         d.remove(&[DirKey::Socket(peer)]);
-        let p = tunnel("10.0.0.2", "8.8.8.8", "198.51.100.7:4000", "192.0.2.1:10021");
+        let p = tunnel(
+            "10.0.0.2",
+            "8.8.8.8",
+            "198.51.100.7:4000",
+            "192.0.2.1:10021",
+        );
         assert_eq!(
             d.delivery_owner(p.data()),
             Some(owner_of("10.0.0.2".parse().unwrap(), 8))
@@ -327,7 +335,12 @@ mod tests {
         let mut d = Directory::new(2, false, 16);
         let local: SocketAddr = "198.51.100.7:4000".parse().unwrap();
         d.insert(&[DirKey::Socket(local)], 1);
-        let p = tunnel("8.8.8.8", "10.0.0.2", "192.0.2.1:10021", "198.51.100.7:4000");
+        let p = tunnel(
+            "8.8.8.8",
+            "10.0.0.2",
+            "192.0.2.1:10021",
+            "198.51.100.7:4000",
+        );
         assert_eq!(d.delivery_owner(p.data()), Some(1));
     }
 

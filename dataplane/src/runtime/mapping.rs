@@ -42,7 +42,11 @@ impl fmt::Display for MappingError {
         if self.item.is_empty() {
             write!(f, "client \"{}\": {}", self.client, self.message)
         } else {
-            write!(f, "client \"{}\", {}: {}", self.client, self.item, self.message)
+            write!(
+                f,
+                "client \"{}\", {}: {}",
+                self.client, self.item, self.message
+            )
         }
     }
 }
@@ -425,7 +429,10 @@ mod tests {
             flags::CONNECTION_ID | flags::SEQUENCE_NUMBER,
             "the C-MADP sends the uplink fields"
         );
-        assert_eq!(c.deliveries[1].remote, Some("192.0.2.1:10020".parse().unwrap()));
+        assert_eq!(
+            c.deliveries[1].remote,
+            Some("192.0.2.1:10020".parse().unwrap())
+        );
     }
 
     #[test]
@@ -454,6 +461,9 @@ mod tests {
         assert_eq!(m.probe_interval_ns, 1000 * MS);
         assert_eq!(m.down_after, 3);
         assert_eq!(m.suspect_after, 2);
-        assert!(m.probe_timeout_ns < pipelines::flow::path_monitor::OUTSTANDING as u64 * m.probe_interval_ns);
+        assert!(
+            m.probe_timeout_ns
+                < pipelines::flow::path_monitor::OUTSTANDING as u64 * m.probe_interval_ns
+        );
     }
 }

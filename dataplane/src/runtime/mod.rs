@@ -319,7 +319,9 @@ impl Runtime {
             return Err(RuntimeError::Other("at most 256 workers".into()));
         }
         if ports.workers.iter().any(|w| w.delivery.len() > 255) {
-            return Err(RuntimeError::Other("at most 255 delivery ports per worker".into()));
+            return Err(RuntimeError::Other(
+                "at most 255 delivery ports per worker".into(),
+            ));
         }
         // Map every client first: nothing starts when one is refused.
         let mut mapped = Vec::with_capacity(cfg.clients.len());
@@ -512,7 +514,10 @@ impl RuntimeHandle {
         if clients.contains_key(&c.name) {
             return Err(format!("a client named \"{}\" already exists", c.name));
         }
-        if let Some(o) = clients.values().find(|e| e.cfg.anchor_address == c.anchor_address) {
+        if let Some(o) = clients
+            .values()
+            .find(|e| e.cfg.anchor_address == c.anchor_address)
+        {
             return Err(format!(
                 "client \"{}\" already has anchor address {}",
                 o.cfg.name, c.anchor_address
@@ -588,11 +593,16 @@ impl RuntimeHandle {
         let Some(e) = clients.get(name).cloned() else {
             return Err(format!("no client named \"{name}\""));
         };
-        let _ = shared.slow_commands.push(SlowCommand::RemoveClient { id: e.id });
+        let _ = shared
+            .slow_commands
+            .push(SlowCommand::RemoveClient { id: e.id });
         let (tx, rx) = crossbeam::channel::bounded(1);
         if !shared.push_command(
             e.owner,
-            Command::RemoveClient { id: e.id, reply: tx },
+            Command::RemoveClient {
+                id: e.id,
+                reply: tx,
+            },
             REPLY_WAIT,
         ) {
             return Err("the owner's command ring is full".into());

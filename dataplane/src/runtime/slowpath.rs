@@ -160,7 +160,10 @@ impl SlowPath {
     }
 
     fn send(&mut self, owner: usize, cmd: Command) {
-        if !self.shared.push_command(owner, cmd, Duration::from_millis(50)) {
+        if !self
+            .shared
+            .push_command(owner, cmd, Duration::from_millis(50))
+        {
             self.counters.command_ring_full += 1;
         }
     }
@@ -331,7 +334,9 @@ impl SlowPath {
         for (&id, c) in self.clients.iter_mut() {
             for p in c.paths.iter_mut() {
                 for _ in 0..8 {
-                    let Some(probe) = p.monitor.poll(t) else { break };
+                    let Some(probe) = p.monitor.poll(t) else {
+                        break;
+                    };
                     self.counters.probes_sent += 1;
                     let pdu = ControlPdu {
                         cid: p.cfg.id.0,
@@ -368,9 +373,7 @@ impl SlowPath {
                 if let Some(owd) = p.monitor.owd_estimate_ns() {
                     // Push when it moved by more than 10 % (steering and the adaptive reorder
                     // timeout do not need every sample).
-                    let moved = p
-                        .pushed_owd
-                        .is_none_or(|o| o.abs_diff(owd) * 10 > o.max(1));
+                    let moved = p.pushed_owd.is_none_or(|o| o.abs_diff(owd) * 10 > o.max(1));
                     if moved {
                         p.pushed_owd = Some(owd);
                         self.counters.estimate_updates += 1;
@@ -458,7 +461,14 @@ impl SlowPath {
                     Role::NMadp => (p.monitor.state(), p.monitor.usable()),
                     Role::CMadp => {
                         let u = p.pushed_usable.unwrap_or(true);
-                        (if u { PathState::Active } else { PathState::Down }, u)
+                        (
+                            if u {
+                                PathState::Active
+                            } else {
+                                PathState::Down
+                            },
+                            u,
+                        )
                     }
                 };
                 let st = p.monitor.stats();

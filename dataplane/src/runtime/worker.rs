@@ -179,6 +179,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
         shared: Arc<Shared>,
@@ -460,7 +461,8 @@ impl Worker {
                     Moved::FromAnchor(b) => self.mine.push(b),
                     Moved::FromDelivery(b) => {
                         got_delivery = true;
-                        self.engine.from_delivery(b, t, &mut self.pool, &mut self.out);
+                        self.engine
+                            .from_delivery(b, t, &mut self.pool, &mut self.out);
                     }
                     Moved::ToDelivery(i, b) => match self.dtx.get_mut(usize::from(i)) {
                         Some(v) => v.push(b),
@@ -512,9 +514,16 @@ impl Worker {
         for o in out.drain(..) {
             match o {
                 Output::Delivery { path, pkt, .. } => {
-                    match routes.path.get(usize::from(path.0)).copied().unwrap_or(Route::None) {
+                    match routes
+                        .path
+                        .get(usize::from(path.0))
+                        .copied()
+                        .unwrap_or(Route::None)
+                    {
                         Route::Local(i) => self.dtx[usize::from(i)].push(pkt),
-                        Route::Remote(w, i) => self.handoff(usize::from(w), Moved::ToDelivery(i, pkt)),
+                        Route::Remote(w, i) => {
+                            self.handoff(usize::from(w), Moved::ToDelivery(i, pkt))
+                        }
                         Route::None => {
                             self.lc.no_port += 1;
                             self.pool.free(pkt);

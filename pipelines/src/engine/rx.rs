@@ -559,7 +559,7 @@ impl<B: PacketBuf> Engine<B> {
         );
     }
 
-    fn path_mut(&mut self, ci: usize, pi: usize) -> Option<&mut super::Path> {
+    pub(super) fn path_mut(&mut self, ci: usize, pi: usize) -> Option<&mut super::Path> {
         self.clients.get_mut(ci)?.as_mut()?.paths.get_mut(pi)
     }
 

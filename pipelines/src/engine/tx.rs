@@ -5,6 +5,7 @@ use crate::drop::DropReason;
 use crate::flow::Instant;
 use crate::mx;
 use crate::wire::gre;
+use crate::wire::ip::IpPacket;
 use crate::wire::ipv4::PROTOCOL_GRE;
 use crate::wire::mx_trailer::MxTrailer;
 
@@ -285,10 +286,16 @@ impl<B: PacketBuf> Engine<B> {
             .iter()
             .position(|g| g.ci == ci && g.pi == pi && g.cid == cid && g.tc == tc);
         if let Some(i) = idx {
+            let template = self.clients[ci]
+                .as_ref()
+                .and_then(|c| c.paths.get(pi))
+                .map(|p| group_trailer(p, cid, tc, sn, protocol));
             let g = &mut self.groups[i];
-            let concat_tlen = concat_trailer_len(self.clients[ci].as_ref(), pi, ho);
             let consecutive = (g.last_sn.wrapping_add(1) as u16) == sn as u16;
-            if consecutive && mxops::fits(g.payload_len, buf.len(), concat_tlen, max_pdu) {
+            // The trailer of the PDU with this SDU added (FSL appears from two SDUs on).
+            let tlen =
+                template.map_or(usize::MAX, |t| mxops::trailer_len(&t, g.sdus.len() + 1, ho));
+            if consecutive && mxops::fits(g.payload_len, buf.len(), tlen, max_pdu) {
                 g.payload_len += buf.len();
                 g.last_sn = sn;
                 g.sdus.push(buf);
@@ -348,41 +355,33 @@ impl<B: PacketBuf> Engine<B> {
         };
         let ho = p.header_optimization();
         let count = g.sdus.len();
-        let mut t = MxTrailer {
-            next_header: Some(g.first_protocol),
-            connection_id: Some(g.cid as u8),
-            traffic_class: Some(g.tc),
-            sequence_number: Some(g.last_sn as u16),
-            ..MxTrailer::default()
-        };
-        p.cfg.trailer_tx.apply(&mut t);
-        if count == 1 {
-            if let Some(mut buf) = g.sdus.pop() {
-                match mx::add_trailer(&mut buf, &t, ho) {
-                    Ok(()) => self.adapt_and_send(g.ci, g.pi, buf, pool, out),
-                    Err(r) => self.drop_buf(pool, buf, r),
+        let t = group_trailer(p, g.cid, g.tc, g.last_sn, g.first_protocol);
+        if count > 1 {
+            // On error `concatenate` leaves the SDUs untouched: they go one by one below.
+            if let Ok(pdu) = mxops::concatenate(&mut g.sdus, &t, ho, pool) {
+                if let Some(p) = self.path_mut(g.ci, g.pi) {
+                    p.counters.tx_concatenated += 1;
                 }
+                self.adapt_and_send(g.ci, g.pi, pdu, pool, out);
+                self.spare.push(g.sdus);
+                return;
             }
-        } else if count > 1 {
-            match mxops::concatenate(&mut g.sdus, &t, ho, pool) {
-                Ok(pdu) => {
-                    if let Some(p) = self.clients[g.ci]
-                        .as_mut()
-                        .and_then(|c| c.paths.get_mut(g.pi))
-                    {
-                        p.counters.tx_concatenated += 1;
-                    }
-                    self.adapt_and_send(g.ci, g.pi, pdu, pool, out);
-                }
-                Err(r) => {
-                    // Every SDU of the group is lost: one count per SDU.
-                    for _ in 0..count {
-                        self.counters.drop(r);
-                    }
-                }
-            }
-            for b in g.sdus.drain(..) {
-                pool.free(b);
+        }
+        let count = g.sdus.len();
+        for (i, mut buf) in g.sdus.drain(..).enumerate() {
+            // draft-04 §4.2.3: the group's SNs are consecutive, ending at `last_sn`.
+            let back = (count - 1 - i) as u32;
+            let protocol = IpPacket::new_checked(buf.data())
+                .and_then(|ip| ip.upper_protocol())
+                .unwrap_or(g.first_protocol);
+            let Some(p) = self.clients[g.ci].as_ref().and_then(|c| c.paths.get(g.pi)) else {
+                self.drop_buf(pool, buf, DropReason::NoPath);
+                continue;
+            };
+            let t = group_trailer(p, g.cid, g.tc, g.last_sn.wrapping_sub(back), protocol);
+            match mx::add_trailer(&mut buf, &t, ho) {
+                Ok(()) => self.adapt_and_send(g.ci, g.pi, buf, pool, out),
+                Err(r) => self.drop_buf(pool, buf, r),
             }
         }
         self.spare.push(g.sdus);
@@ -449,25 +448,16 @@ fn sent_trailer_len(t: &MxTrailer, header_optimization: bool) -> usize {
     t.buffer_len()
 }
 
-/// Upper bound of a concatenated PDU's trailer on path `pi`: the negotiated fields plus FSL and
-/// Next Header (draft-04 §4.2.3).
-fn concat_trailer_len(c: Option<&super::Client>, pi: usize, ho: bool) -> usize {
-    let fields = c
-        .and_then(|c| c.paths.get(pi))
-        .map_or(crate::wire::mx_trailer::TrailerFields::ALL, |p| {
-            p.cfg.trailer_tx
-        });
+/// The trailer of a PDU on path `p` whose (last) SDU has `sn`, with the negotiated fields
+/// only (draft-04 §4.2.1).
+fn group_trailer(p: &super::Path, cid: u16, tc: u8, sn: u32, protocol: u8) -> MxTrailer {
     let mut t = MxTrailer {
-        next_header: Some(0),
-        connection_id: Some(0),
-        traffic_class: Some(0),
-        sequence_number: Some(0),
+        next_header: Some(protocol),
+        connection_id: Some(cid as u8),
+        traffic_class: Some(tc),
+        sequence_number: Some(sn as u16),
         ..MxTrailer::default()
     };
-    fields.apply(&mut t);
-    if !ho {
-        t.next_header = Some(0);
-    }
-    t.first_sdu_length = Some(0);
-    t.buffer_len()
+    p.cfg.trailer_tx.apply(&mut t);
+    t
 }
