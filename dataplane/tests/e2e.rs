@@ -791,7 +791,7 @@ fn udp_echo(tb: &Testbed, from_ns: &str, to_ns: &str, bind: &str, to_addr: &str,
 
 #[test]
 fn nmadp_reachability_and_udp_echo_both_directions() {
-    skip_unless!("iperf3");
+    skip_unless!("iperf3", "nft", "ping");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[]);
     let d = Daemons::start(&tb, "weighted");
@@ -821,7 +821,7 @@ fn nmadp_reachability_and_udp_echo_both_directions() {
 
 #[test]
 fn nmadp_tcp_aggregation_weighted_and_delay_aware() {
-    skip_unless!("iperf3");
+    skip_unless!("iperf3", "nft");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[]);
     // The Wi-Fi-only reference in the same run: active-standby keeps everything on Wi-Fi.
@@ -873,7 +873,7 @@ fn nmadp_tcp_aggregation_weighted_and_delay_aware() {
 
 #[test]
 fn nmadp_failover_wifi_cut_mid_transfer() {
-    skip_unless!("iperf3");
+    skip_unless!("iperf3", "nft");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[]);
     let d = Daemons::start(&tb, "active-standby");
@@ -926,7 +926,7 @@ fn nmadp_failover_wifi_cut_mid_transfer() {
 
 #[test]
 fn nmadp_duplicate_mode_hides_5pct_loss_per_link() {
-    skip_unless!("iperf3");
+    skip_unless!("iperf3", "nft");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[("WIFI_LOSS", "0.05"), ("LTE_LOSS", "0.05")]);
     let d = Daemons::start(&tb, "duplicate");
@@ -966,7 +966,7 @@ fn nmadp_duplicate_mode_hides_5pct_loss_per_link() {
 
 #[test]
 fn nmadp_delivery_capture_decodes_with_good_checksums() {
-    skip_unless!("iperf3", "tshark");
+    skip_unless!("iperf3", "nft", "tshark");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[]);
     let d = Daemons::start(&tb, "weighted");
