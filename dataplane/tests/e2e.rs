@@ -1,0 +1,1101 @@
+//! End to end on real packets: the namespaces of `deploy/testbed/testbed.sh` (client, emu, rtr,
+//! nmadp, server; Wi-Fi 50 Mbit/s 20 ms and LTE 20 Mbit/s 60 ms one-way, emulated by
+//! `mx-linkemu`), real TCP/UDP traffic from iperf3, and the measured numbers printed and written
+//! to `target/e2e-results/<scenario>.json` (`deploy/testbed/results-table.py` turns them into the
+//! perf/RESULTS.md table).
+//!
+//! Needs root, iperf3, mptcpize (package mptcpd), tshark (decode test) and the kernel's MPTCP;
+//! a test prints "skipped: ..." and returns when root or a tool is missing. Each test builds its
+//! own testbed (name carries the process id and a counter) and a Drop guard tears it down, even
+//! on failure; every child process is killed on drop; every wait is bounded. Tests take a global
+//! lock so throughput runs never overlap (the numbers would be meaningless).
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Serializes the tests of this file (throughput measurements must not overlap).
+static LOCK: Mutex<()> = Mutex::new(());
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Sum of the two access link rates, Mbit/s.
+const SUM_MBIT: f64 = 70.0;
+/// iperf3 duration of throughput runs (s) and the omitted warm-up (s).
+const IPERF_SECS: u32 = 6;
+const IPERF_OMIT: u32 = 1;
+
+const SERVER: &str = "10.71.3.2";
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn results_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("e2e-results")
+}
+
+/// Prints the scenario's numbers and writes them to `target/e2e-results/<scenario>.json`.
+fn record(scenario: &str, mut v: Value) {
+    v["scenario"] = json!(scenario);
+    v["date"] = json!(output_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).trim());
+    println!("E2E RESULT {scenario}: {v}");
+    let dir = results_dir();
+    let _ = fs::create_dir_all(&dir);
+    let _ = fs::write(
+        dir.join(format!("{scenario}.json")),
+        serde_json::to_string_pretty(&v).unwrap_or_default(),
+    );
+}
+
+fn output_of(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Why the environment cannot run these tests, if it cannot.
+fn missing(tools: &[&str]) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root".into());
+    }
+    for t in tools {
+        if !have(t) {
+            return Some(format!("needs {t} (see deploy/testbed/README.md)"));
+        }
+    }
+    None
+}
+
+macro_rules! skip_unless {
+    ($($tool:expr),*) => {
+        if let Some(why) = missing(&[$($tool),*]) {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// A child process killed (and reaped) on drop.
+struct Proc {
+    child: Option<Child>,
+    what: String,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, what: &str) -> Proc {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        Proc {
+            child: Some(child),
+            what: what.into(),
+        }
+    }
+
+    /// Waits at most `limit` for the process to exit; kills it after that. Returns its output.
+    fn wait_output(mut self, limit: Duration) -> Output {
+        let mut child = self.child.take().expect("child");
+        let deadline = Instant::now() + limit;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    eprintln!("{}: still running after {limit:?}, killed", self.what);
+                    let _ = child.kill();
+                    break;
+                }
+            }
+        }
+        child.wait_with_output().expect("wait")
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGTERM, then SIGKILL after 2 s; returns the output.
+    fn terminate(mut self) -> Output {
+        let mut child = self.child.take().expect("child");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait_with_output().expect("wait")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// The nmadp namespace routes (MPTCP baseline, single-path reference).
+    Routed,
+    /// The N-MADP owns the nmadp namespace's interfaces.
+    Nmadp,
+}
+
+/// One testbed (`testbed.sh up`), torn down on drop (`testbed.sh down`).
+struct Testbed {
+    name: String,
+    script: PathBuf,
+}
+
+impl Testbed {
+    fn up(mode: Mode, env: &[(&str, &str)]) -> Testbed {
+        let name = format!(
+            "e{}x{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let script = workspace_root().join("deploy/testbed/testbed.sh");
+        let tb = Testbed { name, script };
+        let mode = match mode {
+            Mode::Routed => "routed",
+            Mode::Nmadp => "nmadp",
+        };
+        let out = Command::new(&tb.script)
+            .args(["up", "--name", &tb.name, "--mode", mode])
+            .env("LINKEMU", env!("CARGO_BIN_EXE_mx-linkemu"))
+            .envs(env.iter().copied())
+            .output()
+            .expect("run testbed.sh");
+        assert!(
+            out.status.success(),
+            "testbed.sh up: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tb
+    }
+
+    fn ns(&self, which: &str) -> String {
+        format!("tb-{}-{which}", self.name)
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/run/mxtb-{}", self.name))
+    }
+
+    /// `ip netns exec <ns> args...` as a Command.
+    fn cmd(&self, which: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns(which)]).args(args);
+        c
+    }
+
+    /// Runs a command in a namespace, bounded by `limit`; panics unless it succeeds.
+    fn run(&self, which: &str, args: &[&str], limit: Duration) -> String {
+        let mut c = self.cmd(which, args);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let out = Proc::spawn(&mut c, &args.join(" ")).wait_output(limit);
+        assert!(
+            out.status.success(),
+            "{which}: {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn spawn(&self, which: &str, args: &[&str]) -> Proc {
+        let mut c = self.cmd(which, args);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        Proc::spawn(&mut c, &format!("{which}: {}", args.join(" ")))
+    }
+
+    /// One control line to the emulator of `link` ("wifi" or "lte"); its JSON answer.
+    fn emu(&self, link: &str, line: &str) -> Value {
+        use std::io::Write;
+        let path = self.run_dir().join(format!("{link}.sock"));
+        let mut s = std::os::unix::net::UnixStream::connect(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.ends_with(b"\n") {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let v: Value = serde_json::from_slice(&buf)
+            .unwrap_or_else(|e| panic!("emulator answer {:?}: {e}", String::from_utf8_lossy(&buf)));
+        assert_ne!(v["ok"], json!(false), "emulator {link} {line}: {v}");
+        v
+    }
+
+    /// Bytes the emulator of `link` delivered client -> router (a2b) and back (b2a).
+    fn emu_delivered(&self, link: &str) -> (u64, u64) {
+        let s = self.emu(link, "stats");
+        (
+            s["a_to_b"]["bytes_delivered"].as_u64().unwrap_or(0),
+            s["b_to_a"]["bytes_delivered"].as_u64().unwrap_or(0),
+        )
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let out = Command::new(&self.script)
+            .args(["down", "--name", &self.name])
+            .output();
+        if let Ok(o) = out {
+            if !o.status.success() {
+                eprintln!(
+                    "testbed.sh down {}: {}",
+                    self.name,
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+    }
+}
+
+/// Measured by one iperf3 run.
+#[derive(Debug, Default, Clone)]
+struct IperfRun {
+    /// Goodput at the receiver, Mbit/s (warm-up omitted).
+    mbit: f64,
+    /// Receiver-side interval throughputs, Mbit/s, with their durations (s).
+    intervals: Vec<(f64, f64)>,
+    /// UDP: lost datagrams and total.
+    lost: u64,
+    packets: u64,
+}
+
+impl IperfRun {
+    /// Longest run of consecutive intervals with (almost) nothing received, ms.
+    fn longest_gap_ms(&self, floor_mbit: f64) -> f64 {
+        let mut best = 0.0f64;
+        let mut cur = 0.0f64;
+        for &(mbit, secs) in &self.intervals {
+            if mbit < floor_mbit {
+                cur += secs * 1000.0;
+                best = best.max(cur);
+            } else {
+                cur = 0.0;
+            }
+        }
+        best
+    }
+}
+
+struct Iperf<'a> {
+    tb: &'a Testbed,
+    /// Namespace of the client side (the one running `iperf3 -c`).
+    client_ns: &'a str,
+    server_ns: &'a str,
+    server_addr: &'a str,
+    port: u16,
+    secs: u32,
+    omit: u32,
+    interval: f64,
+    /// Wrap both ends in `mptcpize run`.
+    mptcp: bool,
+    /// Extra client arguments (`-u -b 10M`, `-R`, `-B addr`).
+    extra: Vec<String>,
+}
+
+impl<'a> Iperf<'a> {
+    fn new(tb: &'a Testbed, port: u16) -> Iperf<'a> {
+        Iperf {
+            tb,
+            client_ns: "client",
+            server_ns: "server",
+            server_addr: SERVER,
+            port,
+            secs: IPERF_SECS,
+            omit: IPERF_OMIT,
+            interval: 0.5,
+            mptcp: false,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Runs server (one-off) and client; the receiver's numbers come from the server's JSON
+    /// (with `-R` the client is the receiver).
+    fn run(&self) -> IperfRun {
+        let port = self.port.to_string();
+        let interval = format!("{}", self.interval);
+        let mut sargs: Vec<&str> = Vec::new();
+        if self.mptcp {
+            sargs.extend(["mptcpize", "run"]);
+        }
+        sargs.extend(["iperf3", "-s", "-1", "-J", "-p", &port, "-i", &interval]);
+        let server = self.tb.spawn(self.server_ns, &sargs);
+        // The server listens within a few ms; retry the client's connection instead of sleeping
+        // a fixed time.
+        let secs = self.secs.to_string();
+        let omit = self.omit.to_string();
+        let mut cargs: Vec<&str> = Vec::new();
+        if self.mptcp {
+            cargs.extend(["mptcpize", "run"]);
+        }
+        cargs.extend([
+            "iperf3",
+            "-c",
+            self.server_addr,
+            "-p",
+            &port,
+            "-t",
+            &secs,
+            "-O",
+            &omit,
+            "-i",
+            &interval,
+            "-J",
+            "--connect-timeout",
+            "3000",
+        ]);
+        cargs.extend(self.extra.iter().map(String::as_str));
+        let limit = Duration::from_secs(u64::from(self.secs + self.omit) + 15);
+        let mut client_out = None;
+        for _ in 0..20 {
+            thread::sleep(Duration::from_millis(100));
+            let mut c = self.tb.cmd(self.client_ns, &cargs);
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            let out = Proc::spawn(&mut c, "iperf3 client").wait_output(limit);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains("Connection refused") || text.contains("unable to connect") {
+                continue;
+            }
+            client_out = Some((out, text));
+            break;
+        }
+        let (out, text) = client_out.expect("iperf3 client never connected");
+        let server_out = server.wait_output(Duration::from_secs(5));
+        let cj: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "iperf3 client output ({e}): {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert!(
+            cj.get("error").is_none(),
+            "iperf3 client error: {}",
+            cj["error"]
+        );
+        let sj: Value = serde_json::from_slice(&server_out.stdout).unwrap_or(Value::Null);
+        let reverse = self.extra.iter().any(|a| a == "-R");
+        // The receiver's report: the server's unless -R.
+        let rj = if reverse { &cj } else { &sj };
+        let udp = self.extra.iter().any(|a| a == "-u");
+        let intervals = rj["intervals"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|i| i["sum"]["omitted"] != json!(true))
+                    .map(|i| {
+                        (
+                            i["sum"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6,
+                            i["sum"]["seconds"].as_f64().unwrap_or(0.0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (mbit, lost, packets) = if udp {
+            let s = &cj["end"]["sum"];
+            (
+                s["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6,
+                s["lost_packets"].as_u64().unwrap_or(0),
+                s["packets"].as_u64().unwrap_or(0),
+            )
+        } else {
+            (
+                cj["end"]["sum_received"]["bits_per_second"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    / 1e6,
+                0,
+                0,
+            )
+        };
+        IperfRun {
+            mbit,
+            intervals,
+            lost,
+            packets,
+        }
+    }
+}
+
+fn pct(mbit: f64) -> f64 {
+    (mbit / SUM_MBIT * 1000.0).round() / 10.0
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+// ------------------------------------------------------------------------------------------------
+// MPTCP baseline (does not need the N-MADP): client and server talk directly over both emulated
+// links; the `rtr` and `nmadp` namespaces only route.
+
+/// Single-path TCP over Wi-Fi alone (the reference), then kernel MPTCP with two subflows
+/// (Wi-Fi initial subflow + LTE subflow from the `ip mptcp endpoint ... subflow`).
+#[test]
+fn mptcp_baseline_aggregates_wifi_and_lte() {
+    skip_unless!("iperf3", "mptcpize");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Routed, &[]);
+
+    let wifi = Iperf::new(&tb, 5201).run();
+    println!(
+        "single-path TCP over Wi-Fi: {:.1} Mbit/s ({}% of {SUM_MBIT})",
+        wifi.mbit,
+        pct(wifi.mbit)
+    );
+    record(
+        "single_path_wifi",
+        json!({
+            "goodput_mbit": round2(wifi.mbit), "pct_of_70": pct(wifi.mbit),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture mptcp",
+        }),
+    );
+    assert!(
+        wifi.mbit > 30.0,
+        "Wi-Fi alone carries {:.1} Mbit/s",
+        wifi.mbit
+    );
+
+    let (lte_before, _) = tb.emu_delivered("lte");
+    let mp = Iperf {
+        mptcp: true,
+        ..Iperf::new(&tb, 5202)
+    }
+    .run();
+    let (lte_after, _) = tb.emu_delivered("lte");
+    let lte_mbyte = (lte_after - lte_before) as f64 / 1e6;
+    println!(
+        "MPTCP (2 subflows): {:.1} Mbit/s ({}% of {SUM_MBIT}); LTE carried {lte_mbyte:.1} MB uplink",
+        mp.mbit,
+        pct(mp.mbit)
+    );
+    record(
+        "mptcp",
+        json!({
+            "goodput_mbit": round2(mp.mbit), "pct_of_70": pct(mp.mbit),
+            "wifi_only_mbit": round2(wifi.mbit),
+            "lte_uplink_mbyte": round2(lte_mbyte),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture mptcp",
+        }),
+    );
+    // The LTE subflow carried a real share (> 20% of what LTE could carry in the run).
+    let lte_capacity_mbyte = 20.0 * f64::from(IPERF_SECS + IPERF_OMIT) / 8.0;
+    assert!(
+        lte_mbyte > 0.2 * lte_capacity_mbyte,
+        "the LTE subflow carried only {lte_mbyte:.1} MB"
+    );
+    assert!(
+        mp.mbit > wifi.mbit,
+        "MPTCP {:.1} Mbit/s does not beat Wi-Fi alone {:.1} Mbit/s",
+        mp.mbit,
+        wifi.mbit
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Through the N-MADP: `nmadp run` in the nmadp namespace (AF_PACKET anchor and delivery ports),
+// `cmadp` in the client namespace (TUN mx0 = anchor address 10.71.9.2, one UDP socket per access
+// interface), configured from deploy/testbed/{nmadp,cmadp}.toml.
+
+const ANCHOR: &str = "10.71.9.2";
+
+/// A running N-MADP and C-MADP pair; both are killed on drop (before the testbed goes).
+struct Daemons<'a> {
+    tb: &'a Testbed,
+    nmadp: Option<Proc>,
+    cmadp: Option<Proc>,
+    steering: String,
+}
+
+fn all_objects<'v>(v: &'v Value, out: &mut Vec<&'v serde_json::Map<String, Value>>) {
+    match v {
+        Value::Object(m) => {
+            out.push(m);
+            for x in m.values() {
+                all_objects(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| all_objects(x, out)),
+        _ => {}
+    }
+}
+
+impl<'a> Daemons<'a> {
+    fn start(tb: &'a Testbed, steering: &str) -> Daemons<'a> {
+        let run = tb.run_dir();
+        for f in ["nmadp", "cmadp"] {
+            let text =
+                fs::read_to_string(workspace_root().join(format!("deploy/testbed/{f}.toml")))
+                    .expect("config template");
+            let text = text
+                .replace("@RUN@", &run.display().to_string())
+                .replace("@STEERING@", steering);
+            fs::write(run.join(format!("{f}-{steering}.toml")), text).expect("write config");
+        }
+        let ncfg = run.join(format!("nmadp-{steering}.toml"));
+        let ccfg = run.join(format!("cmadp-{steering}.toml"));
+        let nmadp = tb.spawn(
+            "nmadp",
+            &[
+                env!("CARGO_BIN_EXE_nmadp"),
+                "run",
+                "--config",
+                ncfg.to_str().unwrap(),
+            ],
+        );
+        let cmadp = tb.spawn(
+            "client",
+            &[
+                env!("CARGO_BIN_EXE_cmadp"),
+                "--config",
+                ccfg.to_str().unwrap(),
+            ],
+        );
+        let mut d = Daemons {
+            tb,
+            nmadp: Some(nmadp),
+            cmadp: Some(cmadp),
+            steering: steering.into(),
+        };
+        // mx0 appears when cmadp has started; give it the anchor address and the server route.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let ok = tb
+                .cmd("client", &["ip", "link", "show", "mx0"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                break;
+            }
+            d.check_alive();
+            assert!(Instant::now() < deadline, "cmadp did not create mx0");
+            thread::sleep(Duration::from_millis(50));
+        }
+        let t = Duration::from_secs(5);
+        tb.run(
+            "client",
+            &["ip", "addr", "add", &format!("{ANCHOR}/32"), "dev", "mx0"],
+            t,
+        );
+        tb.run(
+            "client",
+            &[
+                "ip",
+                "route",
+                "add",
+                "10.71.3.0/24",
+                "dev",
+                "mx0",
+                "src",
+                ANCHOR,
+            ],
+            t,
+        );
+        d.wait_paths_active(Duration::from_secs(8));
+        d
+    }
+
+    fn check_alive(&mut self) {
+        for (name, p) in [("nmadp", &mut self.nmadp), ("cmadp", &mut self.cmadp)] {
+            if let Some(proc_) = p.as_mut() {
+                if !proc_.is_running() {
+                    let out = p.take().unwrap().terminate();
+                    panic!(
+                        "{name} exited: {}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+        }
+    }
+
+    /// `nmadpctl --json paths` of the N-MADP (`nmadp`) or the C-MADP (`cmadp`).
+    fn paths(&self, which: &str) -> Value {
+        let sock = self.tb.run_dir().join(format!("{which}-admin.sock"));
+        let out = Command::new(env!("CARGO_BIN_EXE_nmadpctl"))
+            .args([
+                "--socket",
+                sock.to_str().unwrap(),
+                "--json",
+                "--timeout",
+                "2",
+                "paths",
+            ])
+            .output()
+            .expect("nmadpctl");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn active_paths(&self, which: &str) -> usize {
+        let v = self.paths(which);
+        let mut objs = Vec::new();
+        all_objects(&v, &mut objs);
+        objs.iter()
+            .filter(|m| m.get("state").and_then(Value::as_str) == Some("active"))
+            .count()
+    }
+
+    /// Waits until the N-MADP sees both delivery connections usable (probe ACKs answered).
+    fn wait_paths_active(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.check_alive();
+            if self.active_paths("nmadp") >= 2 && self.active_paths("cmadp") >= 2 {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "paths not active after {limit:?} ({}): nmadp {} cmadp {}",
+                    self.steering,
+                    self.paths("nmadp"),
+                    self.paths("cmadp")
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops both daemons (SIGTERM) and removes the client's mx0 routes with them.
+    fn stop(mut self) {
+        for p in [self.cmadp.take(), self.nmadp.take()].into_iter().flatten() {
+            p.terminate();
+        }
+    }
+}
+
+impl Drop for Daemons<'_> {
+    fn drop(&mut self) {
+        for p in [self.cmadp.take(), self.nmadp.take()].into_iter().flatten() {
+            drop(p.terminate());
+        }
+    }
+}
+
+/// Downlink (server -> client, the N-MADP steers) TCP goodput through the tunnel.
+fn tunnel_tcp(tb: &Testbed, port: u16, reverse: bool) -> IperfRun {
+    let mut i = Iperf::new(tb, port);
+    if reverse {
+        i.extra.push("-R".into());
+    }
+    i.run()
+}
+
+/// UDP echo: `n` datagrams from `from_ns` to `to_addr` (an echo thread in `to_ns`); how many
+/// came back within the deadline.
+fn udp_echo(tb: &Testbed, from_ns: &str, to_ns: &str, bind: &str, to_addr: &str, n: u32) -> u32 {
+    use std::net::UdpSocket;
+    let echo_bind = format!("{bind}:7007");
+    let echo = common::in_netns(&tb.ns(to_ns), move || {
+        let s = UdpSocket::bind(&echo_bind).expect("bind echo");
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        s
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let t = thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while !stop2.load(Ordering::SeqCst) {
+            if let Ok((k, from)) = echo.recv_from(&mut buf) {
+                let _ = echo.send_to(&buf[..k], from);
+            }
+        }
+    });
+    let sock = common::in_netns(&tb.ns(from_ns), || {
+        let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+        s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        s
+    });
+    let dst = format!("{to_addr}:7007");
+    let mut got = std::collections::HashSet::new();
+    for seq in 0..n {
+        let mut msg = b"MXE2E".to_vec();
+        msg.extend_from_slice(&seq.to_be_bytes());
+        msg.resize(200, 0xab);
+        sock.send_to(&msg, &dst).expect("send");
+        let mut buf = [0u8; 2048];
+        while let Ok((k, _)) = sock.recv_from(&mut buf) {
+            if k == 200 && buf.starts_with(b"MXE2E") {
+                got.insert(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+            }
+            if got.len() as u32 == n {
+                break;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 2048];
+    while (got.len() as u32) < n && Instant::now() < deadline {
+        if let Ok((k, _)) = sock.recv_from(&mut buf) {
+            if k == 200 && buf.starts_with(b"MXE2E") {
+                got.insert(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let _ = t.join();
+    got.len() as u32
+}
+
+#[test]
+fn nmadp_reachability_and_udp_echo_both_directions() {
+    skip_unless!("iperf3", "nft", "ping");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    let d = Daemons::start(&tb, "weighted");
+    tb.run(
+        "client",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", SERVER],
+        Duration::from_secs(10),
+    );
+    let up = udp_echo(&tb, "client", "server", SERVER, SERVER, 100);
+    let down = udp_echo(&tb, "server", "client", ANCHOR, ANCHOR, 100);
+    println!("UDP echo through the tunnel: client->server {up}/100, server->client {down}/100");
+    record(
+        "nmadp_udp_echo",
+        json!({
+            "loss_pct": (200 - up - down) as f64 / 2.0,
+            "notes": format!("echoed client->server {up}/100, server->client {down}/100 (weighted)"),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_reachability",
+        }),
+    );
+    d.stop();
+    assert_eq!(
+        (up, down),
+        (100, 100),
+        "every echo comes back (no loss configured)"
+    );
+}
+
+#[test]
+fn nmadp_tcp_aggregation_weighted_and_delay_aware() {
+    skip_unless!("iperf3", "nft");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    // The Wi-Fi-only reference in the same run: active-standby keeps everything on Wi-Fi.
+    let d = Daemons::start(&tb, "active-standby");
+    let wifi = tunnel_tcp(&tb, 5401, true);
+    d.stop();
+    println!(
+        "through the N-MADP, Wi-Fi only (active-standby): {:.1} Mbit/s",
+        wifi.mbit
+    );
+    let mut results = Vec::new();
+    for (i, (mode, key)) in [
+        ("weighted", "nmadp_weighted"),
+        ("delay-aware", "nmadp_delay_aware"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let d = Daemons::start(&tb, mode);
+        let down = tunnel_tcp(&tb, 5402 + 2 * i as u16, true);
+        let up = tunnel_tcp(&tb, 5403 + 2 * i as u16, false);
+        d.stop();
+        println!(
+            "through the N-MADP, {mode}: downlink {:.1} Mbit/s ({}% of {SUM_MBIT}), uplink {:.1} Mbit/s; Wi-Fi only {:.1}",
+            down.mbit,
+            pct(down.mbit),
+            up.mbit,
+            wifi.mbit
+        );
+        record(
+            key,
+            json!({
+                "goodput_mbit": round2(down.mbit), "pct_of_70": pct(down.mbit),
+                "uplink_mbit": round2(up.mbit), "wifi_only_mbit": round2(wifi.mbit),
+                "notes": format!("downlink TCP; uplink {:.1} Mbit/s; Wi-Fi-only reference {:.1} Mbit/s", up.mbit, wifi.mbit),
+                "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_tcp_aggregation",
+            }),
+        );
+        results.push((mode, down.mbit));
+    }
+    for (mode, mbit) in results {
+        assert!(
+            mbit > wifi.mbit,
+            "{mode}: {mbit:.1} Mbit/s does not beat Wi-Fi alone ({:.1} Mbit/s)",
+            wifi.mbit
+        );
+    }
+}
+
+#[test]
+fn nmadp_failover_wifi_cut_mid_transfer() {
+    skip_unless!("iperf3", "nft");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    let d = Daemons::start(&tb, "active-standby");
+    let cut_at = Duration::from_secs(2);
+    let tb_ref = &tb;
+    let run = thread::scope(|s| {
+        let h = s.spawn(|| {
+            Iperf {
+                omit: 0,
+                secs: 6,
+                interval: 0.1,
+                extra: vec!["-R".into()],
+                ..Iperf::new(tb_ref, 5501)
+            }
+            .run()
+        });
+        thread::sleep(cut_at + Duration::from_millis(100));
+        tb_ref.emu("wifi", "down");
+        h.join().expect("iperf3 thread")
+    });
+    d.stop();
+    let gap = run.longest_gap_ms(0.5);
+    let tail: f64 = run
+        .intervals
+        .iter()
+        .rev()
+        .take(10)
+        .map(|x| x.0)
+        .sum::<f64>()
+        / 10.0;
+    println!(
+        "failover (Wi-Fi cut at ~2.1 s, active-standby): {:.1} Mbit/s average, longest gap {gap:.0} ms, last second {tail:.1} Mbit/s",
+        run.mbit
+    );
+    record(
+        "nmadp_failover",
+        json!({
+            "goodput_mbit": round2(run.mbit), "pct_of_70": pct(run.mbit),
+            "disruption_ms": gap, "after_cut_mbit": round2(tail),
+            "notes": format!("longest run of 100 ms intervals below 0.5 Mbit/s; last second after the cut {tail:.1} Mbit/s"),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_failover",
+        }),
+    );
+    assert!(
+        tail > 1.0,
+        "the transfer did not resume over LTE ({tail:.1} Mbit/s in the last second)"
+    );
+    assert!(gap < 4000.0, "disruption {gap:.0} ms");
+}
+
+#[test]
+fn nmadp_duplicate_mode_hides_5pct_loss_per_link() {
+    skip_unless!("iperf3", "nft");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[("WIFI_LOSS", "0.05"), ("LTE_LOSS", "0.05")]);
+    let d = Daemons::start(&tb, "duplicate");
+    let run = Iperf {
+        omit: 0,
+        secs: 5,
+        extra: ["-u", "-b", "10M", "-l", "1200", "-R"]
+            .map(String::from)
+            .to_vec(),
+        ..Iperf::new(&tb, 5601)
+    }
+    .run();
+    d.stop();
+    let loss = if run.packets > 0 {
+        run.lost as f64 * 100.0 / run.packets as f64
+    } else {
+        100.0
+    };
+    println!(
+        "duplicate, 5% loss on each link: application loss {loss:.2}% ({} of {}; ideal 0.25%), {:.1} Mbit/s",
+        run.lost, run.packets, run.mbit
+    );
+    record(
+        "nmadp_duplicate_loss5",
+        json!({
+            "goodput_mbit": round2(run.mbit), "loss_pct": (loss * 100.0).round() / 100.0,
+            "notes": format!("UDP 10 Mbit/s downlink, {} lost of {} (ideal 0.25%)", run.lost, run.packets),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_duplicate",
+        }),
+    );
+    assert!(run.packets > 1000, "only {} datagrams", run.packets);
+    assert!(
+        loss < 2.0,
+        "duplicate mode leaves {loss:.2}% loss (each link alone: 5%)"
+    );
+}
+
+#[test]
+fn nmadp_delivery_capture_decodes_with_good_checksums() {
+    skip_unless!("iperf3", "nft", "tshark");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    let d = Daemons::start(&tb, "weighted");
+    let pcap = tb.run_dir().join("delivery.pcap");
+    let pcap_s = pcap.to_str().unwrap().to_string();
+    // The delivery link of the N-MADP (rtr "core" <-> nmadp "dlv"): both directions, both paths.
+    let mut cap = tb.spawn(
+        "rtr",
+        &[
+            "tshark",
+            "-q",
+            "-i",
+            "core",
+            "-f",
+            "udp",
+            "-w",
+            &pcap_s,
+            "-a",
+            "duration:8",
+        ],
+    );
+    thread::sleep(Duration::from_millis(1500));
+    let _ = cap.is_running();
+    let up = udp_echo(&tb, "client", "server", SERVER, SERVER, 100);
+    let down = udp_echo(&tb, "server", "client", ANCHOR, ANCHOR, 100);
+    let run = Iperf {
+        omit: 0,
+        secs: 2,
+        ..Iperf::new(&tb, 5701)
+    }
+    .run();
+    cap.wait_output(Duration::from_secs(10));
+    d.stop();
+    // Outer headers by tshark, with checksum verification.
+    let fields = Command::new("tshark")
+        .args([
+            "-r",
+            &pcap_s,
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-Y",
+            "udp.port == 10020 || udp.port == 10021",
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+            "-e",
+            "frame.number",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "udp.checksum.status",
+            "-e",
+            "udp.length",
+            "-e",
+            "udp.checksum",
+        ])
+        .output()
+        .expect("tshark -r");
+    let text = String::from_utf8_lossy(&fields.stdout);
+    let mut outer = std::collections::HashMap::new();
+    let (mut ip_good, mut udp_good, mut udp_zero, mut bad) = (0u64, 0u64, 0u64, Vec::new());
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 5 {
+            continue;
+        }
+        let frame: u64 = f[0].parse().unwrap_or(0);
+        let udp_len: i64 = f[3].parse().unwrap_or(-1);
+        outer.insert(frame, udp_len - 8);
+        // tshark checksum status: 0 bad, 1 good, 2 unverified (UDP checksum 0 = absent).
+        if f[1] == "1" {
+            ip_good += 1;
+        } else {
+            bad.push(format!("frame {frame}: ip checksum status {}", f[1]));
+        }
+        match (f[2], f[4]) {
+            ("1", _) => udp_good += 1,
+            (_, "0x0000") => udp_zero += 1,
+            (s, _) => bad.push(format!("frame {frame}: udp checksum status {s}")),
+        }
+    }
+    // Inner side by `nmadp decode --pcap --json`.
+    let dec = Command::new(env!("CARGO_BIN_EXE_nmadp"))
+        .args(["decode", "--pcap", &pcap_s, "--json"])
+        .output()
+        .expect("nmadp decode");
+    let (mut matched, mut data_pdus) = (0u64, 0u64);
+    for line in String::from_utf8_lossy(&dec.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            bad.push(format!("decode: not JSON: {line}"));
+            continue;
+        };
+        if v["control"] != Value::Null || v["ip"] == Value::Null {
+            continue;
+        }
+        data_pdus += 1;
+        let frame = v["packet"].as_u64().unwrap_or(0);
+        let total = v["ip"]["total_length"].as_i64().unwrap_or(-1);
+        let trailer = v["trailer"]["length"].as_i64().unwrap_or(0);
+        let sdus: i64 = v["sdus"]
+            .as_array()
+            .map(|a| a.iter().map(|s| s["length"].as_i64().unwrap_or(0)).sum())
+            .unwrap_or(-1);
+        let payload = outer.get(&frame).copied().unwrap_or(-2);
+        if payload == total && sdus + trailer == total && v["ip"]["checksum_ok"] == json!(true) {
+            matched += 1;
+        } else if bad.len() < 20 {
+            bad.push(format!(
+                "frame {frame}: outer payload {payload}, inner total {total}, sdus {sdus} + trailer {trailer}: {v}"
+            ));
+        }
+    }
+    println!(
+        "delivery capture: {} MX data UDP frames (ports 10020/10021); IPv4 checksums good {ip_good}, UDP good {udp_good}, UDP zero {udp_zero}; {data_pdus} data PDUs decoded, {matched} with inner length + trailer = outer payload; echo {up}/{down}; iperf3 {:.1} Mbit/s",
+        outer.len(),
+        run.mbit
+    );
+    record(
+        "nmadp_tshark",
+        json!({
+            "notes": format!("{} frames: IPv4 csum good {ip_good}, UDP csum good {udp_good} / zero {udp_zero}; {matched}/{data_pdus} PDUs length-consistent; {} problems", outer.len(), bad.len()),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_delivery_capture",
+        }),
+    );
+    assert!(outer.len() > 100, "only {} MX frames captured", outer.len());
+    assert!(data_pdus > 100, "only {data_pdus} data PDUs decoded");
+    assert!(bad.is_empty(), "problems: {bad:#?}");
+    assert_eq!(matched, data_pdus);
+}
