@@ -99,6 +99,12 @@ fn missing(tools: &[&str]) -> Option<String> {
 macro_rules! skip_unless {
     ($($tool:expr),*) => {
         if let Some(why) = missing(&[$($tool),*]) {
+            // deploy/test-all.sh installs every tool and sets NMADP_REQUIRE_TOOLS=1: there a
+            // missing tool is a failure, not a skip.
+            assert!(
+                std::env::var("NMADP_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "required but missing: {why}"
+            );
             eprintln!("skipped: {why}");
             return;
         }
