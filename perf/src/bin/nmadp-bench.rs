@@ -77,7 +77,8 @@ struct Args {
     setup_limit: f64,
 }
 
-const USAGE: &str = "nmadp-bench [--mode io|downlink|uplink|uplink-reorder] [--size 64|512|1500|imix] \
+const USAGE: &str =
+    "nmadp-bench [--mode io|downlink|uplink|uplink-reorder] [--size 64|512|1500|imix] \
 [--clients N] [--flows PER_CLIENT] [--duration SECONDS] [--lcore CORE] [--burst N] [--mtu BYTES] \
 [--mbufs N] [--poll-us US] [--seed N] [--eal-mem 'FLAGS'] [--setup-limit SECONDS]";
 
@@ -103,7 +104,9 @@ fn parse_args() -> Result<Args, String> {
             println!("{USAGE}");
             std::process::exit(0);
         }
-        let v = it.next().ok_or_else(|| format!("{k} needs a value\n{USAGE}"))?;
+        let v = it
+            .next()
+            .ok_or_else(|| format!("{k} needs a value\n{USAGE}"))?;
         let bad = |_| format!("bad value {v:?} for {k}");
         let badf = |_| format!("bad value {v:?} for {k}");
         match k.as_str() {
@@ -162,6 +165,86 @@ fn tsc_per_ns() -> f64 {
     std::thread::sleep(Duration::from_millis(50));
     let (t1, e) = (tsc(), i0.elapsed());
     (t1 - t0) as f64 / e.as_nanos() as f64
+}
+
+/// Per-burst state of the worker loop.
+struct Work<'g> {
+    burst: Vec<Mbuf>,
+    out: Vec<Output<Mbuf>>,
+    txv: Vec<Mbuf>,
+    down: &'g mut DownlinkGen,
+    up: &'g mut UplinkGen,
+    rx_pkts: u64,
+    rx_bytes: u64,
+    tx_pkts: u64,
+    tx_bytes: u64,
+    fill_fail: u64,
+}
+
+/// One burst: rx, stamp, engine, tx. Not inlined, so that a profiler can count exactly the
+/// steady state (`valgrind --tool=callgrind --toggle-collect='*step*'`). Returns `None` when
+/// nothing was received, else the TSC ticks spent in `Engine::poll` (when `poll_now`).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn step(
+    w: &mut Work<'_>,
+    mode: Mode,
+    burst: usize,
+    now: u64,
+    poll_now: bool,
+    engine: &mut Engine<Mbuf>,
+    pool: &mut MbufPool,
+    rx: &mut DpdkPort,
+    tx: &mut DpdkPort,
+) -> Option<u64> {
+    let got = rx.rx_burst(pool, &mut w.burst, burst);
+    if got == 0 {
+        return None;
+    }
+    w.rx_pkts += got as u64;
+    match mode {
+        Mode::Io => {
+            for m in &w.burst {
+                w.rx_bytes += m.len() as u64;
+            }
+            w.txv.append(&mut w.burst);
+        }
+        Mode::Downlink => {
+            for m in w.burst.iter_mut() {
+                if !w.down.fill(m) {
+                    w.fill_fail += 1;
+                }
+                w.rx_bytes += m.len() as u64;
+            }
+            engine.from_anchor_burst(&mut w.burst, now, pool, &mut w.out);
+        }
+        Mode::Uplink | Mode::UplinkReorder => {
+            for mut m in w.burst.drain(..) {
+                if !w.up.fill(&mut m) {
+                    w.fill_fail += 1;
+                }
+                w.rx_bytes += m.len() as u64;
+                engine.from_delivery(m, now, pool, &mut w.out);
+            }
+        }
+    }
+    let mut poll_ticks = 0;
+    if poll_now {
+        let p0 = tsc();
+        engine.poll(now, pool, &mut w.out);
+        poll_ticks = tsc() - p0;
+    }
+    for o in w.out.drain(..) {
+        match o {
+            Output::Delivery { pkt, .. } | Output::Anchor(pkt) => w.txv.push(pkt),
+            Output::Control { .. } => {}
+        }
+    }
+    for m in &w.txv {
+        w.tx_bytes += m.len() as u64;
+    }
+    w.tx_pkts += tx.tx_burst(pool, &mut w.txv) as u64;
+    Some(poll_ticks)
 }
 
 fn main() {
@@ -248,11 +331,19 @@ fn run(a: &Args) -> Result<(), String> {
 
     let per_ns = tsc_per_ns();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 1 << 40, 3).map_err(|e| e.to_string())?;
-    let mut burst: Vec<Mbuf> = Vec::with_capacity(a.burst);
-    let mut out: Vec<Output<Mbuf>> = Vec::with_capacity(4 * a.burst);
-    let mut txv: Vec<Mbuf> = Vec::with_capacity(4 * a.burst);
-    let (mut rx_pkts, mut rx_bytes, mut tx_pkts, mut tx_bytes) = (0u64, 0u64, 0u64, 0u64);
-    let (mut fill_fail, mut polls, mut poll_ticks) = (0u64, 0u64, 0u64);
+    let mut w = Work {
+        burst: Vec::with_capacity(a.burst),
+        out: Vec::with_capacity(4 * a.burst),
+        txv: Vec::with_capacity(4 * a.burst),
+        down: &mut down,
+        up: &mut up,
+        rx_pkts: 0,
+        rx_bytes: 0,
+        tx_pkts: 0,
+        tx_bytes: 0,
+        fill_fail: 0,
+    };
+    let (mut polls, mut poll_ticks) = (0u64, 0u64);
 
     let start_tsc = tsc();
     let start = Instant::now();
@@ -266,60 +357,34 @@ fn run(a: &Args) -> Result<(), String> {
         if iter & 1023 == 0 && t0 >= end_tsc {
             break;
         }
-        let got = rx.rx_burst(&mut pool, &mut burst, a.burst);
-        if got == 0 {
-            continue;
-        }
-        rx_pkts += got as u64;
         let now = ((t0 - start_tsc) as f64 / per_ns) as u64;
-        match a.mode {
-            Mode::Io => {
-                for m in &burst {
-                    rx_bytes += m.len() as u64;
-                }
-                txv.append(&mut burst);
-            }
-            Mode::Downlink => {
-                for m in burst.iter_mut() {
-                    if !down.fill(m) {
-                        fill_fail += 1;
-                    }
-                    rx_bytes += m.len() as u64;
-                }
-                engine.from_anchor_burst(&mut burst, now, &mut pool, &mut out);
-            }
-            Mode::Uplink | Mode::UplinkReorder => {
-                for mut m in burst.drain(..) {
-                    if !up.fill(&mut m) {
-                        fill_fail += 1;
-                    }
-                    rx_bytes += m.len() as u64;
-                    engine.from_delivery(m, now, &mut pool, &mut out);
-                }
-            }
-        }
-        if a.mode != Mode::Io && t0 >= next_poll {
-            let p0 = tsc();
-            engine.poll(now, &mut pool, &mut out);
-            poll_ticks += tsc() - p0;
+        let poll_now = a.mode != Mode::Io && t0 >= next_poll;
+        let Some(c) = step(
+            &mut w,
+            a.mode,
+            a.burst,
+            now,
+            poll_now,
+            &mut engine,
+            &mut pool,
+            &mut rx,
+            &mut tx,
+        ) else {
+            continue;
+        };
+        if poll_now {
+            poll_ticks += c;
             polls += 1;
             next_poll = t0 + poll_ticks_every;
         }
-        for o in out.drain(..) {
-            match o {
-                Output::Delivery { pkt, .. } | Output::Anchor(pkt) => txv.push(pkt),
-                Output::Control { .. } => {}
-            }
-        }
-        for m in &txv {
-            tx_bytes += m.len() as u64;
-        }
-        tx_pkts += tx.tx_burst(&mut pool, &mut txv) as u64;
         let t1 = tsc();
         let _ = hist.record(((t1 - t0) as f64 / per_ns) as u64 + 1);
     }
     let elapsed = start.elapsed().as_secs_f64();
     let rss_after = rss();
+    let (rx_pkts, rx_bytes, tx_pkts, tx_bytes, fill_fail) =
+        (w.rx_pkts, w.rx_bytes, w.tx_pkts, w.tx_bytes, w.fill_fail);
+    let txv_left = w.txv.len() as u64;
 
     let secs = elapsed.max(1e-9);
     let mpps = rx_pkts as f64 / secs / 1e6;
@@ -353,7 +418,7 @@ fn run(a: &Args) -> Result<(), String> {
         "dpdk": eal.version(),
         "rx_pkts": rx_pkts,
         "tx_pkts": tx_pkts,
-        "tx_pkts_offered": txv.len() as u64 + tx_pkts,
+        "tx_pkts_offered": txv_left + tx_pkts,
         "mpps": mpps,
         "gbps": gbps,
         "tx_mpps": tx_pkts as f64 / secs / 1e6,
@@ -381,9 +446,7 @@ fn run(a: &Args) -> Result<(), String> {
         "tx_dropped": tx.stats().tx_dropped,
     });
     println!("{report}");
-    drop(burst);
-    drop(out);
-    drop(txv);
+    drop(w);
     drop(engine);
     drop(pool);
     drop(rx);
