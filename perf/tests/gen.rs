@@ -4,7 +4,7 @@
 //! written, and an N-MADP engine accepts both without a drop.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use perf::gen::{plan, DownlinkGen, SizeMix, UplinkGen, UplinkOrder, OUTER_LEN};
 use pipelines::buf::HeapPool;
@@ -36,7 +36,10 @@ fn rx_fields() -> PduOptions {
     PduOptions {
         header_optimization: false,
         trailer_fields: Some(TrailerFields::new(
-            flags::NEXT_HEADER | flags::CONNECTION_ID | flags::TRAFFIC_CLASS | flags::SEQUENCE_NUMBER,
+            flags::NEXT_HEADER
+                | flags::CONNECTION_ID
+                | flags::TRAFFIC_CLASS
+                | flags::SEQUENCE_NUMBER,
         )),
     }
 }
@@ -60,13 +63,13 @@ fn downlink_sdus_are_valid_ipv4_udp_to_anchor_addresses() {
             assert!(c < clients);
             let u = udp::Packet::new_checked(&d[20..]).expect("UDP header");
             assert_eq!(usize::from(u.len()), d.len() - 20);
-            assert!(u.verify_checksum(
-                &IpAddr::V4(ip.src_addr()),
-                &IpAddr::V4(ip.dst_addr())
-            ));
+            assert!(u.verify_checksum(&IpAddr::V4(ip.src_addr()), &IpAddr::V4(ip.dst_addr())));
             tuples.insert((ip.src_addr(), ip.dst_addr(), u.src_port(), u.dst_port()));
             // The payload was not touched.
-            assert!(d[28..].iter().enumerate().all(|(k, &x)| x == pattern_at(28 + k)));
+            assert!(d[28..]
+                .iter()
+                .enumerate()
+                .all(|(k, &x)| x == pattern_at(28 + k)));
         }
         assert!(tuples.len() > 100, "many 5-tuples: {}", tuples.len());
     }
@@ -103,12 +106,14 @@ fn uplink_sns(order: UplinkOrder, size: SizeMix, n: usize) -> HashMap<u32, Vec<u
         };
         assert!(c < clients);
         // The outer source is the client's C-MADP endpoint on the path it came by.
-        let p = u16::from(u.src_port() - 40000) as u8;
+        let p = (u.src_port() - 40000) as u8;
         assert_eq!(plan::client_remote(c, p).ip(), &outer.src_addr());
         // Inner UDP payload untouched (between the inner headers and the trailer).
         let end = d.len() - g.trailer_len();
         assert!((OUTER_LEN + 28..end).all(|k| d[k] == pattern_at(k)));
-        seen.entry(c).or_default().push(t.sequence_number.expect("SN"));
+        seen.entry(c)
+            .or_default()
+            .push(t.sequence_number.expect("SN"));
     }
     seen
 }
@@ -221,5 +226,4 @@ fn engine_reorders_swapped_uplink_without_drops() {
     }
     assert_eq!(e.counters().total_drops(), 0, "{:?}", e.counters());
     assert_eq!(per_client.values().sum::<u32>(), n);
-    let _ = SocketAddr::V4(plan::CONTROL);
 }

@@ -75,12 +75,13 @@ struct Args {
     seed: u64,
     eal_mem: String,
     setup_limit: f64,
+    tag: String,
 }
 
 const USAGE: &str =
     "nmadp-bench [--mode io|downlink|uplink|uplink-reorder] [--size 64|512|1500|imix] \
 [--clients N] [--flows PER_CLIENT] [--duration SECONDS] [--lcore CORE] [--burst N] [--mtu BYTES] \
-[--mbufs N] [--poll-us US] [--seed N] [--eal-mem 'FLAGS'] [--setup-limit SECONDS]";
+[--mbufs N] [--poll-us US] [--seed N] [--eal-mem 'FLAGS'] [--setup-limit SECONDS] [--tag LABEL]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -97,6 +98,7 @@ fn parse_args() -> Result<Args, String> {
         seed: 0x5eed,
         eal_mem: std::env::var("NMADP_EAL_MEM").unwrap_or_else(|_| "--no-huge -m 512".into()),
         setup_limit: 120.0,
+        tag: String::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -122,6 +124,7 @@ fn parse_args() -> Result<Args, String> {
             "--poll-us" => a.poll_us = v.parse().map_err(bad)?,
             "--seed" => a.seed = v.parse().map_err(bad)?,
             "--eal-mem" => a.eal_mem = v,
+            "--tag" => a.tag = v,
             "--setup-limit" => a.setup_limit = v.parse().map_err(badf)?,
             _ => return Err(format!("unknown option {k}\n{USAGE}")),
         }
@@ -306,7 +309,7 @@ fn run(a: &Args) -> Result<(), String> {
                 );
             }
             added = i + 1;
-            if added % 1024 == 0 && t_setup.elapsed().as_secs_f64() > a.setup_limit {
+            if added & 1023 == 0 && t_setup.elapsed().as_secs_f64() > a.setup_limit {
                 break;
             }
         }
@@ -404,6 +407,7 @@ fn run(a: &Args) -> Result<(), String> {
     };
     let q = |p: f64| hist.value_at_quantile(p);
     let report = json!({
+        "tag": a.tag,
         "mode": a.mode.name(),
         "size": a.size.label(),
         "mean_len": a.size.mean_len(),
