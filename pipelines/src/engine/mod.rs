@@ -26,7 +26,10 @@ mod mxops;
 mod rx;
 mod tx;
 
-use std::collections::HashMap;
+/// Lookup tables keyed by packet addresses: aHash is several times faster than the default
+/// SipHash and stays keyed (randomly seeded per process), so crafted source addresses cannot
+/// force collisions.
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::buf::{BufPool, PacketBuf};
@@ -265,7 +268,7 @@ pub struct Engine<B: PacketBuf> {
     /// GRE over IP: (local IP, remote IP) -> (client slot, path index).
     by_ip_pair: HashMap<(IpAddr, IpAddr), (usize, usize)>,
     /// Local UDP endpoints of every path (to tell an unknown peer from a stray packet).
-    udp_locals: std::collections::HashSet<SocketAddr>,
+    udp_locals: std::collections::HashSet<SocketAddr, ahash::RandomState>,
     reasm: Reassembler,
     slab: Slab<B>,
     counters: EngineCounters,
@@ -293,12 +296,12 @@ impl<B: PacketBuf> Engine<B> {
             cfg,
             clients: Vec::new(),
             free_slots: Vec::new(),
-            by_id: HashMap::new(),
-            by_anchor: HashMap::new(),
-            by_udp: HashMap::new(),
-            by_nat: HashMap::new(),
-            by_ip_pair: HashMap::new(),
-            udp_locals: std::collections::HashSet::new(),
+            by_id: HashMap::default(),
+            by_anchor: HashMap::default(),
+            by_udp: HashMap::default(),
+            by_nat: HashMap::default(),
+            by_ip_pair: HashMap::default(),
+            udp_locals: std::collections::HashSet::default(),
             slab: Slab {
                 items: Vec::new(),
                 free: Vec::new(),
@@ -404,7 +407,15 @@ impl<B: PacketBuf> Engine<B> {
         for pi in 0..self.clients[slot].as_ref().map_or(0, |c| c.paths.len()) {
             self.index_path(slot, pi);
         }
-        self.rebuild_locals();
+        // Only this client's endpoints are new: adding N clients stays O(N), not O(N²)
+        // (rebuild_locals scans every client).
+        if let Some(c) = self.clients[slot].as_ref() {
+            for p in &c.paths {
+                if matches!(p.cfg.adaptation, Adaptation::UdpTunnel { .. }) {
+                    self.udp_locals.insert(p.cfg.local);
+                }
+            }
+        }
         Ok(())
     }
 
