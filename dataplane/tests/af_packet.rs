@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{in_netns, ip, netns_or_skip, run, Netns};
+use common::{collect_marked, in_netns, ip, marker, netns_or_skip, payload, run, Netns};
 use dataplane::ports::af_packet::{AfPacketConfig, AfPacketPort, Fanout, L2Mode};
 use dataplane::ports::{BufPool, HeapPool, Port};
 use pipelines::{HeapBuf, PacketBuf};
@@ -38,7 +38,7 @@ fn veth_pair(a: &Netns, va: &str, b: &Netns, vb: &str) {
 /// An IPv4/UDP packet with a recognisable payload (checksums are not needed: only packet
 /// sockets read it).
 fn udp4(src_port: u16, seq: u32) -> Vec<u8> {
-    let payload = [b"MXTEST".as_slice(), &seq.to_be_bytes()].concat();
+    let payload = payload(seq, 10);
     let total = 20 + 8 + payload.len();
     let mut p = vec![0x45, 0, 0, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0];
     p.extend_from_slice(&[10, 98, 0, 1, 10, 98, 0, 2]);
@@ -52,7 +52,7 @@ fn udp4(src_port: u16, seq: u32) -> Vec<u8> {
 
 /// An IPv6/UDP packet with the same payload convention.
 fn udp6(seq: u32) -> Vec<u8> {
-    let payload = [b"MXTEST".as_slice(), &seq.to_be_bytes()].concat();
+    let payload = payload(seq, 10);
     let plen = (8 + payload.len()) as u16;
     let mut p = vec![0x60, 0, 0, 0];
     p.extend_from_slice(&plen.to_be_bytes());
@@ -66,41 +66,9 @@ fn udp6(seq: u32) -> Vec<u8> {
     p
 }
 
-/// The test sequence number of a packet, if it is one of ours.
-fn marker(p: &[u8]) -> Option<u32> {
-    let pos = p.windows(6).position(|w| w == b"MXTEST")?;
-    let s = p.get(pos + 6..pos + 10)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 /// Receives on `port` until `want` of our packets arrived or 3 s passed; returns them.
 fn collect(port: &mut AfPacketPort, pool: &mut HeapPool, want: usize) -> Vec<Vec<u8>> {
-    collect_for(port, pool, want, Duration::from_secs(3))
-}
-
-/// Receives for `wait` at most: what arrives of ours (for checks that nothing does).
-fn collect_for(
-    port: &mut AfPacketPort,
-    pool: &mut HeapPool,
-    want: usize,
-    wait: Duration,
-) -> Vec<Vec<u8>> {
-    let deadline = Instant::now() + wait;
-    let mut got = Vec::new();
-    let mut out = Vec::new();
-    while got.len() < want && Instant::now() < deadline {
-        out.clear();
-        if port.rx_burst(pool, &mut out, 32) == 0 {
-            thread::sleep(Duration::from_millis(1));
-        }
-        for b in out.drain(..) {
-            if marker(b.data()).is_some() {
-                got.push(b.to_vec());
-            }
-            pool.free(b);
-        }
-    }
-    got
+    collect_marked(port, pool, want, Duration::from_secs(3))
 }
 
 fn open_in(ns: &Netns, cfg: AfPacketConfig) -> AfPacketPort {
@@ -147,11 +115,11 @@ fn af_packet_port_carries_ip_packets_between_namespaces() {
     // A's own transmissions are outgoing and ignored by both sockets on A.
     let quiet = Duration::from_millis(200);
     assert!(
-        collect_for(&mut a, &mut pool, 1, quiet).is_empty(),
+        collect_marked(&mut a, &mut pool, 1, quiet).is_empty(),
         "own tx ignored"
     );
     assert!(
-        collect_for(&mut a_raw, &mut pool, 1, quiet).is_empty(),
+        collect_marked(&mut a_raw, &mut pool, 1, quiet).is_empty(),
         "own tx ignored"
     );
 
@@ -173,7 +141,7 @@ fn af_packet_port_carries_ip_packets_between_namespaces() {
     arp.extend_from_slice(b"MXTEST\0\0\0\x63");
     let mut pkts = vec![HeapBuf::from_slice(&arp)];
     assert_eq!(a_raw.tx_burst(&mut pool, &mut pkts), 1);
-    assert!(collect_for(&mut b, &mut pool, 1, quiet).is_empty());
+    assert!(collect_marked(&mut b, &mut pool, 1, quiet).is_empty());
     assert!(
         b.extra_stats().rx_filtered > before,
         "ARP counted as filtered"

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{addr, in_netns, netns_or_skip, output, veth, Netns};
+use common::{addr, collect_marked, in_netns, marker, netns_or_skip, output, payload, veth, Netns};
 use dataplane::ports::tun::{TunConfig, TunPort};
 use dataplane::ports::udp_socket::{UdpSocketConfig, UdpSocketPort};
 use dataplane::ports::{BufPool, HeapPool, Port};
@@ -16,47 +16,6 @@ use pipelines::mx::{add_trailer, strip_trailer, PduOptions};
 use pipelines::wire::mx_trailer::MxTrailer;
 use pipelines::wire::{ipv4, ipv6, udp};
 use pipelines::{HeapBuf, PacketBuf};
-
-/// The test sequence number of a packet, if it is one of ours.
-fn marker(p: &[u8]) -> Option<u32> {
-    let pos = p.windows(6).position(|w| w == b"MXTEST")?;
-    let s = p.get(pos + 6..pos + 10)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-/// A recognisable payload of `len` bytes (at least 10).
-fn payload(seq: u32, len: usize) -> Vec<u8> {
-    let mut p = [b"MXTEST".as_slice(), &seq.to_be_bytes()].concat();
-    p.resize(len.max(10), (seq & 0xff) as u8);
-    p
-}
-
-/// Receives on `port` until `want` of our packets arrived or `wait` passed.
-fn collect<P: Port<HeapBuf>>(
-    port: &mut P,
-    pool: &mut HeapPool,
-    want: usize,
-    wait: Duration,
-) -> Vec<Vec<u8>> {
-    let deadline = Instant::now() + wait;
-    let mut got = Vec::new();
-    let mut out = Vec::new();
-    while got.len() < want && Instant::now() < deadline {
-        out.clear();
-        let n = port.rx_burst(pool, &mut out, 32);
-        assert!(n <= 32);
-        if n == 0 {
-            thread::sleep(Duration::from_millis(1));
-        }
-        for b in out.drain(..) {
-            if marker(b.data()).is_some() {
-                got.push(b.to_vec());
-            }
-            pool.free(b);
-        }
-    }
-    got
-}
 
 /// An IP/UDP packet `src -> dst` around `data`, checksums filled (what an engine would send).
 fn udp_packet(src: SocketAddr, dst: SocketAddr, data: &[u8]) -> Vec<u8> {
@@ -199,7 +158,7 @@ fn tun_rx_sees_routed_packets_and_tx_reaches_sockets() {
         let remote: SocketAddr = remote.parse().unwrap();
         // Application -> TUN rx.
         sock.send_to(&payload(1, 100), remote).unwrap();
-        let got = collect(&mut tun, &mut pool, 1, Duration::from_secs(3));
+        let got = collect_marked(&mut tun, &mut pool, 1, Duration::from_secs(3));
         assert_eq!(got.len(), 1, "routed packet seen on rx_burst ({remote})");
         let (s, d, _, ulen, data) = parse_udp(&got[0]);
         assert_eq!((s, d, ulen), (me, remote, 108));
@@ -345,7 +304,7 @@ fn udp_port_bound_to_a_device_receives_only_what_arrives_on_it() {
         .map(|i| HeapBuf::from_slice(&udp_packet(via_a2.local_addr(), to, &payload(i, 20))))
         .collect();
     assert_eq!(via_a2.tx_burst(&mut pool, &mut pkts), 4);
-    let got = collect(&mut on_b2, &mut pool, 4, Duration::from_secs(3));
+    let got = collect_marked(&mut on_b2, &mut pool, 4, Duration::from_secs(3));
     assert_eq!(got.len(), 4, "the socket bound to b2 receives");
     let (s, d, ..) = parse_udp(&got[0]);
     assert_eq!(
@@ -353,7 +312,7 @@ fn udp_port_bound_to_a_device_receives_only_what_arrives_on_it() {
         (via_a2.local_addr(), to),
         "destination from IP_PKTINFO"
     );
-    let stray = collect(&mut on_b1, &mut pool, 1, Duration::from_millis(300));
+    let stray = collect_marked(&mut on_b1, &mut pool, 1, Duration::from_millis(300));
     assert!(
         stray.is_empty(),
         "the socket bound to b1 sees nothing from b2"
@@ -369,10 +328,10 @@ fn udp_port_bound_to_a_device_receives_only_what_arrives_on_it() {
         &payload(9, 20),
     ))];
     assert_eq!(via_a1.tx_burst(&mut pool, &mut pkts), 1);
-    let got = collect(&mut on_b1, &mut pool, 1, Duration::from_secs(3));
+    let got = collect_marked(&mut on_b1, &mut pool, 1, Duration::from_secs(3));
     assert_eq!(got.len(), 1);
     assert_eq!(parse_udp(&got[0]).1, to1);
-    assert!(collect(&mut on_b2, &mut pool, 1, Duration::from_millis(300)).is_empty());
+    assert!(collect_marked(&mut on_b2, &mut pool, 1, Duration::from_millis(300)).is_empty());
     assert_eq!(on_b2.stats().rx_packets, 4);
 }
 
@@ -408,7 +367,7 @@ fn udp_port_counts_malformed_and_source_mismatch_on_tx() {
     assert_eq!(ex.tx_malformed, 3, "truncated, not UDP, wrong family");
     assert_eq!(ex.tx_src_mismatch, 1);
     assert_eq!(tx.stats().tx_dropped, 3);
-    let got = collect(&mut rx, &mut pool, 2, Duration::from_secs(3));
+    let got = collect_marked(&mut rx, &mut pool, 2, Duration::from_secs(3));
     assert_eq!(got.len(), 2);
     for g in &got {
         assert_eq!(parse_udp(g).0, me, "the kernel picks the source");

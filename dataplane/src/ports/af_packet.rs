@@ -18,13 +18,13 @@
 //! not reinserted (`PACKET_AUXDATA` is not read).
 
 use std::cell::Cell;
-use std::ffi::CString;
 use std::io;
 use std::mem;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use pipelines::{HeapBuf, PacketBuf};
 
+use super::sys::{self, last_err, setsockopt, MmsgBatch};
 use super::{BufPool, Port, PortStats};
 
 /// Length of an Ethernet II header (no VLAN tag).
@@ -130,50 +130,9 @@ pub struct AfPacketExtraStats {
     pub tx_not_ip: u64,
 }
 
-/// Per-burst scratch for the `mmsghdr`/`iovec` arrays, kept between calls so a burst does not
-/// allocate.
-struct Scratch {
-    msgs: Vec<libc::mmsghdr>,
-    iovs: Vec<libc::iovec>,
-    addrs: Vec<libc::sockaddr_ll>,
-    hdrs: Vec<[u8; ETH_HDR_LEN]>,
-    bufs: Vec<HeapBuf>,
-}
-
-// SAFETY: the raw pointers inside `msgs` and `iovs` point into `iovs`, `addrs`, `hdrs` and
-// packet buffers only during one `rx_burst`/`tx_burst` call; they are rewritten before every
-// system call and never dereferenced afterwards, so moving the struct to another thread between
-// calls cannot create a dangling access.
-unsafe impl Send for Scratch {}
-
-impl Scratch {
-    fn new() -> Self {
-        Scratch {
-            msgs: Vec::new(),
-            iovs: Vec::new(),
-            addrs: Vec::new(),
-            hdrs: Vec::new(),
-            bufs: Vec::new(),
-        }
-    }
-
-    /// Makes the arrays hold at least `n` messages of two iovecs each (grows only).
-    fn reserve(&mut self, n: usize) {
-        // SAFETY: all-zero bit patterns are valid for these plain C structs (null pointers,
-        // zero lengths).
-        let zmsg: libc::mmsghdr = unsafe { mem::zeroed() };
-        // SAFETY: as above.
-        let ziov: libc::iovec = unsafe { mem::zeroed() };
-        // SAFETY: as above.
-        let zaddr: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        if self.msgs.len() < n {
-            self.msgs.resize(n, zmsg);
-            self.iovs.resize(2 * n, ziov);
-            self.addrs.resize(n, zaddr);
-            self.hdrs.resize(n, [0; ETH_HDR_LEN]);
-        }
-    }
-}
+/// Per-burst arrays: two iovecs per message (the Ethernet header gathered or scattered apart
+/// from the IP packet), a `sockaddr_ll` and a header area per message.
+type Scratch = MmsgBatch<libc::sockaddr_ll, [u8; ETH_HDR_LEN]>;
 
 /// A Linux interface as a [`Port`] over an AF_PACKET socket.
 pub struct AfPacketPort {
@@ -191,41 +150,11 @@ pub struct AfPacketPort {
     scratch: Scratch,
 }
 
-fn last_err() -> io::Error {
-    io::Error::last_os_error()
-}
-
-/// `setsockopt` for a plain value.
-fn setsockopt<T>(fd: RawFd, level: i32, name: i32, val: &T) -> io::Result<()> {
-    // SAFETY: `val` is a live reference to a `T` and we pass its exact size; the kernel only
-    // reads it.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (val as *const T).cast(),
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(last_err())
-    } else {
-        Ok(())
-    }
-}
-
 impl AfPacketPort {
     /// Opens a non-blocking AF_PACKET socket bound to `cfg.ifname` in the calling thread's
     /// network namespace (the socket stays in that namespace wherever it is used later).
     pub fn open(cfg: &AfPacketConfig) -> io::Result<Self> {
-        let cname = CString::new(cfg.ifname.as_str())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name"))?;
-        // SAFETY: `cname` is a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(last_err());
-        }
+        let (_, ifindex) = sys::interface(&cfg.ifname)?;
         let ifindex = i32::try_from(ifindex)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "ifindex out of range"))?;
         let ty = match cfg.mode {
@@ -235,27 +164,15 @@ impl AfPacketPort {
         // Protocol 0: the socket receives nothing until bound, so no frame from another
         // interface slips in between socket() and bind() (packet(7)).
         // SAFETY: plain system call with constant arguments.
-        let raw = unsafe {
+        let fd = sys::owned_fd(unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                 0,
             )
-        };
-        if raw < 0 {
-            return Err(last_err());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        })?;
         let raw = fd.as_raw_fd();
-        if let Some(n) = cfg.rcvbuf {
-            let v = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
-            setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &v)?;
-        }
-        if let Some(n) = cfg.sndbuf {
-            let v = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
-            setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &v)?;
-        }
+        sys::set_buffer_sizes(raw, cfg.rcvbuf, cfg.sndbuf)?;
         if cfg.ignore_outgoing {
             // Not fatal before Linux 4.20: the receive path also checks PACKET_OUTGOING.
             let _ = setsockopt(
@@ -326,7 +243,7 @@ impl AfPacketPort {
             stats: PortStats::default(),
             extra: AfPacketExtraStats::default(),
             kernel_drops: Cell::new(0),
-            scratch: Scratch::new(),
+            scratch: Scratch::new(2),
         };
         // Reset the kernel counters so drops before open are not ours.
         let _ = port.read_kernel_drops();
@@ -396,17 +313,7 @@ fn ip_ethertype(pkt: &[u8]) -> Option<u16> {
     }
 }
 
-impl AsRawFd for AfPacketPort {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl AsFd for AfPacketPort {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
+sys::impl_as_fd!(AfPacketPort);
 
 impl Port<HeapBuf> for AfPacketPort {
     fn name(&self) -> &str {
@@ -422,20 +329,8 @@ impl Port<HeapBuf> for AfPacketPort {
         if max == 0 {
             return 0;
         }
-        let mut s = mem::replace(&mut self.scratch, Scratch::new());
-        s.bufs.clear();
-        while s.bufs.len() < max {
-            match pool.alloc() {
-                Some(b) => s.bufs.push(b),
-                None => {
-                    // One count per burst cut short by the pool, not per missing buffer: we
-                    // do not know how many frames were waiting.
-                    self.stats.rx_nobuf += 1;
-                    break;
-                }
-            }
-        }
-        let n = s.bufs.len();
+        let mut s = self.scratch.take();
+        let n = s.alloc_rx(pool, max, 0, &mut self.stats);
         if n == 0 {
             self.scratch = s;
             return 0;
@@ -444,97 +339,55 @@ impl Port<HeapBuf> for AfPacketPort {
         let eth = matches!(self.mode, L2Mode::Ethernet { .. });
         let per = if eth { 2 } else { 1 };
         for i in 0..n {
-            let b = &mut s.bufs[i];
-            let room = b.tailroom();
             // Grow the data over the whole tailroom so the kernel writes at the headroom; the
             // length is cut back to what was received below.
-            let dst = b.append(room).unwrap_or_default();
+            let (dst, _) = sys::grow_to_tailroom(&mut s.bufs[i]);
             let data_iov = libc::iovec {
                 iov_base: dst.as_mut_ptr().cast(),
                 iov_len: dst.len(),
             };
             if eth {
-                s.iovs[2 * i] = libc::iovec {
-                    iov_base: s.hdrs[i].as_mut_ptr().cast(),
+                *s.iov_mut(i, 0) = libc::iovec {
+                    iov_base: s.extra[i].as_mut_ptr().cast(),
                     iov_len: ETH_HDR_LEN,
                 };
-                s.iovs[2 * i + 1] = data_iov;
+                *s.iov_mut(i, 1) = data_iov;
             } else {
-                s.iovs[2 * i] = data_iov;
+                *s.iov_mut(i, 0) = data_iov;
             }
-            let m = &mut s.msgs[i];
-            m.msg_len = 0;
-            m.msg_hdr.msg_name = (&mut s.addrs[i] as *mut libc::sockaddr_ll).cast();
-            m.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: `2 * i < iovs.len()` after `reserve(n)`; only the pointer is computed.
-            m.msg_hdr.msg_iov = unsafe { s.iovs.as_mut_ptr().add(2 * i) };
-            m.msg_hdr.msg_iovlen = per;
-            m.msg_hdr.msg_control = std::ptr::null_mut();
-            m.msg_hdr.msg_controllen = 0;
-            m.msg_hdr.msg_flags = 0;
+            let namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            s.prepare(i, per, Some(namelen), false);
         }
-        // SAFETY: `msgs[..n]` are initialised above; every iovec points into a live buffer or
-        // header owned by `s` for the duration of the call, with its exact length; the names
-        // point at `addrs[i]` with its size. Non-blocking, no timeout.
-        let r = unsafe {
-            libc::recvmmsg(
-                self.fd.as_raw_fd(),
-                s.msgs.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        let got = if r < 0 {
-            let e = last_err();
-            if !matches!(
-                e.raw_os_error(),
-                Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ENETDOWN)
-            ) {
-                self.stats.rx_errors += 1;
-            }
-            0
-        } else {
-            r as usize
-        };
-        let mut kept = 0;
-        for (i, mut b) in s.bufs.drain(..).enumerate() {
-            if i >= got {
-                pool.free(b);
-                continue;
-            }
-            let m = &s.msgs[i];
-            let a = &s.addrs[i];
+        let benign = [libc::EAGAIN, libc::EINTR, libc::ENETDOWN];
+        let got = s.recv(&self.fd, n, &benign, &mut self.stats);
+        // Copies, so that the closure can borrow `self` for `accept`.
+        let (mut extra, mut stats) = (self.extra, self.stats);
+        let kept = s.deliver(got, pool, out, &mut stats, |m, a, hdr, b| {
             let total = m.msg_len as usize;
             let cap = b.len();
             if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                self.extra.rx_truncated += 1;
-                pool.free(b);
-                continue;
+                extra.rx_truncated += 1;
+                return false;
             }
             let ethertype = if eth {
                 if total < ETH_HDR_LEN {
-                    self.extra.rx_filtered += 1;
-                    pool.free(b);
-                    continue;
+                    extra.rx_filtered += 1;
+                    return false;
                 }
-                u16::from_be_bytes([s.hdrs[i][12], s.hdrs[i][13]])
+                u16::from_be_bytes([hdr[12], hdr[13]])
             } else {
                 u16::from_be(a.sll_protocol)
             };
             if !self.accept(a.sll_pkttype, ethertype) {
-                self.extra.rx_filtered += 1;
-                pool.free(b);
-                continue;
+                extra.rx_filtered += 1;
+                return false;
             }
             let data_len = if eth { total - ETH_HDR_LEN } else { total };
             // `data_len <= cap` because MSG_TRUNC was not set.
             let _ = b.trim(cap.saturating_sub(data_len));
-            self.stats.rx_bytes += b.len() as u64;
-            out.push(b);
-            kept += 1;
-        }
-        self.stats.rx_packets += kept as u64;
+            true
+        });
+        (self.extra, self.stats) = (extra, stats);
         self.scratch = s;
         kept
     }
@@ -543,7 +396,7 @@ impl Port<HeapBuf> for AfPacketPort {
         if pkts.is_empty() {
             return 0;
         }
-        let mut s = mem::replace(&mut self.scratch, Scratch::new());
+        let mut s = self.scratch.take();
         s.bufs.clear();
         for b in pkts.drain(..) {
             let ok = match self.mode {
@@ -569,31 +422,23 @@ impl Port<HeapBuf> for AfPacketPort {
                 iov_base: b.data().as_ptr() as *mut libc::c_void,
                 iov_len: b.len(),
             };
-            let m = &mut s.msgs[i];
-            m.msg_len = 0;
-            m.msg_hdr.msg_name = std::ptr::null_mut();
-            m.msg_hdr.msg_namelen = 0;
-            m.msg_hdr.msg_control = std::ptr::null_mut();
-            m.msg_hdr.msg_controllen = 0;
-            m.msg_hdr.msg_flags = 0;
-            // SAFETY: `2 * i < iovs.len()` after `reserve(n)`; only the pointer is computed.
-            m.msg_hdr.msg_iov = unsafe { s.iovs.as_mut_ptr().add(2 * i) };
             match self.mode {
                 L2Mode::Raw => {
-                    s.iovs[2 * i] = data_iov;
-                    m.msg_hdr.msg_iovlen = 1;
+                    *s.iov_mut(i, 0) = data_iov;
+                    s.prepare(i, 1, None, false);
                 }
                 L2Mode::Ethernet { src_mac, dst_mac } => {
-                    let h = &mut s.hdrs[i];
+                    let h = &mut s.extra[i];
                     h[..6].copy_from_slice(&dst_mac);
                     h[6..12].copy_from_slice(&src_mac);
                     h[12..].copy_from_slice(&ethertype.to_be_bytes());
-                    s.iovs[2 * i] = libc::iovec {
+                    let hdr_iov = libc::iovec {
                         iov_base: h.as_mut_ptr().cast(),
                         iov_len: ETH_HDR_LEN,
                     };
-                    s.iovs[2 * i + 1] = data_iov;
-                    m.msg_hdr.msg_iovlen = 2;
+                    *s.iov_mut(i, 0) = hdr_iov;
+                    *s.iov_mut(i, 1) = data_iov;
+                    s.prepare(i, 2, None, false);
                 }
                 L2Mode::Cooked { dst_mac } => {
                     let a = &mut s.addrs[i];
@@ -603,59 +448,16 @@ impl Port<HeapBuf> for AfPacketPort {
                     a.sll_halen = 6;
                     a.sll_addr = [0; 8];
                     a.sll_addr[..6].copy_from_slice(&dst_mac);
-                    m.msg_hdr.msg_name = (a as *mut libc::sockaddr_ll).cast();
-                    m.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                    s.iovs[2 * i] = data_iov;
-                    m.msg_hdr.msg_iovlen = 1;
+                    *s.iov_mut(i, 0) = data_iov;
+                    let namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                    s.prepare(i, 1, Some(namelen), false);
                 }
             }
         }
-        let mut sent = 0usize;
-        let mut i = 0usize;
-        let mut eintr = 0;
-        // Each pass sends at least one message or drops at least one, or is one of at most
-        // four EINTR retries: at most n + 4 system calls.
-        while i < n {
-            // SAFETY: `msgs[i..n]` are initialised above and point at live iovecs, headers,
-            // addresses and buffer data owned by `s` for the duration of the call.
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.fd.as_raw_fd(),
-                    s.msgs.as_mut_ptr().add(i),
-                    (n - i) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if r > 0 {
-                for k in i..i + r as usize {
-                    self.stats.tx_bytes += s.bufs[k].len() as u64;
-                }
-                sent += r as usize;
-                i += r as usize;
-                continue;
-            }
-            let e = last_err().raw_os_error().unwrap_or(0);
-            if e == libc::EINTR && eintr < 4 {
-                eintr += 1;
-                continue;
-            }
-            self.stats.tx_errors += 1;
-            if matches!(
-                e,
-                libc::EAGAIN | libc::ENOBUFS | libc::ENETDOWN | libc::ENXIO
-            ) {
-                // The queue is full or the device is gone: the rest of the burst is dropped.
-                self.stats.tx_dropped += (n - i) as u64;
-                break;
-            }
-            // A per-packet error (e.g. EMSGSIZE): drop that one and go on.
-            self.stats.tx_dropped += 1;
-            i += 1;
-        }
-        self.stats.tx_packets += sent as u64;
-        for b in s.bufs.drain(..) {
-            pool.free(b);
-        }
+        // EAGAIN/ENOBUFS: the queue is full; ENETDOWN/ENXIO: the device is gone. Any other
+        // error (e.g. EMSGSIZE) concerns one packet.
+        let fatal = [libc::EAGAIN, libc::ENOBUFS, libc::ENETDOWN, libc::ENXIO];
+        let sent = s.send(&self.fd, &fatal, pool, &mut self.stats);
         self.scratch = s;
         sent
     }

@@ -7,6 +7,7 @@ pub mod af_packet;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod ring;
+mod sys;
 pub mod tun;
 pub mod udp_socket;
 

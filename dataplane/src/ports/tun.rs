@@ -15,11 +15,12 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 
 use pipelines::{HeapBuf, PacketBuf};
 
+use super::sys::{self, last_err};
 use super::{BufPool, Port, PortStats};
 
 /// Options of [`TunPort::open`].
@@ -60,10 +61,6 @@ pub struct TunPort {
     extra: TunExtraStats,
 }
 
-fn last_err() -> io::Error {
-    io::Error::last_os_error()
-}
-
 /// An `ifreq` carrying `name` (checked: non-empty, no NUL, at most IFNAMSIZ - 1 bytes).
 fn ifreq_for(name: &str) -> io::Result<libc::ifreq> {
     let bytes = name.as_bytes();
@@ -95,12 +92,7 @@ fn ifreq_name(ifr: &libc::ifreq) -> String {
 /// A throwaway datagram socket for interface ioctls, in the calling thread's namespace.
 fn ioctl_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain system call with constant arguments.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(last_err());
-    }
-    // SAFETY: `raw` is a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    sys::owned_fd(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })
 }
 
 /// Sets interface `ifname` up (`SIOCGIFFLAGS` then `SIOCSIFFLAGS` with `IFF_UP`), in the calling
@@ -180,17 +172,12 @@ impl TunPort {
         };
         let path = c"/dev/net/tun";
         // SAFETY: `path` is a valid NUL-terminated string.
-        let raw = unsafe {
+        let fd = sys::owned_fd(unsafe {
             libc::open(
                 path.as_ptr(),
                 libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
             )
-        };
-        if raw < 0 {
-            return Err(last_err());
-        }
-        // SAFETY: `raw` is a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        })?;
         let mut flags = libc::IFF_TUN | libc::IFF_NO_PI;
         if cfg.multi_queue {
             flags |= libc::IFF_MULTI_QUEUE;
@@ -218,11 +205,7 @@ impl TunPort {
 
     /// The interface index, looked up in the calling thread's namespace (0 if not found).
     pub fn ifindex(&self) -> u32 {
-        match std::ffi::CString::new(self.ifname.as_str()) {
-            // SAFETY: `c` is a valid NUL-terminated string.
-            Ok(c) => unsafe { libc::if_nametoindex(c.as_ptr()) },
-            Err(_) => 0,
-        }
+        sys::interface(&self.ifname).map_or(0, |(_, index)| index)
     }
 
     /// [`set_link_up`] on this interface (call from a thread in its namespace).
@@ -246,17 +229,7 @@ impl TunPort {
     }
 }
 
-impl AsRawFd for TunPort {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl AsFd for TunPort {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
+sys::impl_as_fd!(TunPort);
 
 impl Port<HeapBuf> for TunPort {
     fn name(&self) -> &str {
@@ -279,14 +252,12 @@ impl Port<HeapBuf> for TunPort {
                 self.stats.rx_nobuf += 1;
                 break;
             };
-            let room = b.tailroom();
-            let dst = b.append(room).unwrap_or_default();
+            let (dst, room) = sys::grow_to_tailroom(&mut b);
             // SAFETY: `dst` is a live writable slice of exactly `dst.len()` bytes.
             let r = unsafe { libc::read(self.fd.as_raw_fd(), dst.as_mut_ptr().cast(), dst.len()) };
             if r <= 0 {
-                let e = last_err().raw_os_error();
                 // 0 would mean the interface is gone; EAGAIN: nothing more waiting.
-                if r < 0 && !matches!(e, Some(libc::EAGAIN) | Some(libc::EINTR)) {
+                if r < 0 && ![libc::EAGAIN, libc::EINTR].contains(&sys::errno()) {
                     self.stats.rx_errors += 1;
                 }
                 pool.free(b);

@@ -24,11 +24,12 @@
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use pipelines::wire::{ipv4, ipv6, udp};
 use pipelines::{HeapBuf, PacketBuf};
 
+use super::sys::{self, last_err, setsockopt, MmsgBatch};
 use super::{BufPool, Port, PortStats};
 
 /// IP protocol number of UDP.
@@ -89,48 +90,9 @@ pub struct UdpSocketExtraStats {
     pub rx_truncated: u64,
 }
 
-/// Per-burst scratch kept between calls so a burst does not allocate.
-struct Scratch {
-    msgs: Vec<libc::mmsghdr>,
-    iovs: Vec<libc::iovec>,
-    addrs: Vec<libc::sockaddr_storage>,
-    ctrl: Vec<[u64; CTRL_WORDS]>,
-    bufs: Vec<HeapBuf>,
-}
-
-// SAFETY: the raw pointers inside `msgs` and `iovs` point into `iovs`, `addrs`, `ctrl` and packet
-// buffers only during one `rx_burst`/`tx_burst` call; they are rewritten before every system
-// call and never dereferenced afterwards.
-unsafe impl Send for Scratch {}
-
-impl Scratch {
-    fn new() -> Self {
-        Scratch {
-            msgs: Vec::new(),
-            iovs: Vec::new(),
-            addrs: Vec::new(),
-            ctrl: Vec::new(),
-            bufs: Vec::new(),
-        }
-    }
-
-    fn reserve(&mut self, n: usize) {
-        if self.msgs.len() < n {
-            // SAFETY: all-zero bit patterns are valid for these plain C structs.
-            let (zmsg, ziov, zaddr) = unsafe {
-                (
-                    mem::zeroed::<libc::mmsghdr>(),
-                    mem::zeroed::<libc::iovec>(),
-                    mem::zeroed::<libc::sockaddr_storage>(),
-                )
-            };
-            self.msgs.resize(n, zmsg);
-            self.iovs.resize(n, ziov);
-            self.addrs.resize(n, zaddr);
-            self.ctrl.resize(n, [0; CTRL_WORDS]);
-        }
-    }
-}
+/// Per-burst arrays: one iovec, one address and one control buffer (room for a pktinfo and a
+/// TOS/TCLASS message) per message.
+type Scratch = MmsgBatch<libc::sockaddr_storage, [u64; CTRL_WORDS]>;
 
 /// A UDP socket as a [`Port`] carrying whole outer packets.
 pub struct UdpSocketPort {
@@ -142,29 +104,6 @@ pub struct UdpSocketPort {
     stats: PortStats,
     extra: UdpSocketExtraStats,
     scratch: Scratch,
-}
-
-fn last_err() -> io::Error {
-    io::Error::last_os_error()
-}
-
-fn setsockopt<T>(fd: RawFd, level: i32, name: i32, val: &T) -> io::Result<()> {
-    // SAFETY: `val` is a live reference to a `T` and we pass its exact size; the kernel only
-    // reads it.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (val as *const T).cast(),
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(last_err())
-    } else {
-        Ok(())
-    }
 }
 
 /// Writes `addr` into `st` and returns the length to pass to the kernel.
@@ -387,28 +326,16 @@ impl UdpSocketPort {
         let v6 = cfg.local.is_ipv6();
         let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
         // SAFETY: plain system call with constant arguments.
-        let raw = unsafe {
+        let fd = sys::owned_fd(unsafe {
             libc::socket(
                 family,
                 libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                 libc::IPPROTO_UDP,
             )
-        };
-        if raw < 0 {
-            return Err(last_err());
-        }
-        // SAFETY: `raw` is a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        })?;
         let raw = fd.as_raw_fd();
         let one: libc::c_int = 1;
-        if let Some(n) = cfg.rcvbuf {
-            let v = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
-            setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &v)?;
-        }
-        if let Some(n) = cfg.sndbuf {
-            let v = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
-            setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &v)?;
-        }
+        sys::set_buffer_sizes(raw, cfg.rcvbuf, cfg.sndbuf)?;
         if cfg.reuse_addr {
             setsockopt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one)?;
         }
@@ -422,14 +349,8 @@ impl UdpSocketPort {
         }
         let mut ifindex = 0;
         if let Some(dev) = &cfg.device {
-            let c = std::ffi::CString::new(dev.as_str()).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name")
-            })?;
-            // SAFETY: `c` is a valid NUL-terminated string.
-            ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
-            if ifindex == 0 {
-                return Err(last_err());
-            }
+            let (c, index) = sys::interface(dev)?;
+            ifindex = index;
             // Before bind: two sockets on one port bound to different devices do not conflict.
             let b = c.as_bytes_with_nul();
             // SAFETY: `b` is live for the call and we pass its length.
@@ -480,7 +401,7 @@ impl UdpSocketPort {
             ifindex,
             stats: PortStats::default(),
             extra: UdpSocketExtraStats::default(),
-            scratch: Scratch::new(),
+            scratch: Scratch::new(1),
         })
     }
 
@@ -510,17 +431,7 @@ impl UdpSocketPort {
     }
 }
 
-impl AsRawFd for UdpSocketPort {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocketPort {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
+sys::impl_as_fd!(UdpSocketPort);
 
 impl Port<HeapBuf> for UdpSocketPort {
     fn name(&self) -> &str {
@@ -537,91 +448,40 @@ impl Port<HeapBuf> for UdpSocketPort {
             return 0;
         }
         let hdr = self.hdr_len();
-        let mut s = mem::replace(&mut self.scratch, Scratch::new());
-        s.bufs.clear();
-        while s.bufs.len() < max {
-            match pool.alloc() {
-                // A buffer without room for the header and one byte is useless: give it back.
-                Some(b) if b.tailroom() > hdr => s.bufs.push(b),
-                Some(b) => {
-                    pool.free(b);
-                    self.stats.rx_nobuf += 1;
-                    break;
-                }
-                None => {
-                    // One count per burst cut short, as in the AF_PACKET port.
-                    self.stats.rx_nobuf += 1;
-                    break;
-                }
-            }
-        }
-        let n = s.bufs.len();
+        let mut s = self.scratch.take();
+        // A buffer without room for the header and one byte is useless: given back, counted
+        // once per burst cut short, as in the AF_PACKET port.
+        let n = s.alloc_rx(pool, max, hdr + 1, &mut self.stats);
         if n == 0 {
             self.scratch = s;
             return 0;
         }
         s.reserve(n);
         for i in 0..n {
-            let b = &mut s.bufs[i];
-            let room = b.tailroom();
             // The header goes at the headroom, the datagram right after it.
-            let dst = b.append(room).unwrap_or_default();
+            let (dst, _) = sys::grow_to_tailroom(&mut s.bufs[i]);
             let payload = &mut dst[hdr..];
-            s.iovs[i] = libc::iovec {
+            *s.iov_mut(i, 0) = libc::iovec {
                 iov_base: payload.as_mut_ptr().cast(),
                 iov_len: payload.len(),
             };
-            let m = &mut s.msgs[i];
-            m.msg_len = 0;
-            m.msg_hdr.msg_name = (&mut s.addrs[i] as *mut libc::sockaddr_storage).cast();
-            m.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            m.msg_hdr.msg_iov = &mut s.iovs[i];
-            m.msg_hdr.msg_iovlen = 1;
-            m.msg_hdr.msg_control = s.ctrl[i].as_mut_ptr().cast();
-            m.msg_hdr.msg_controllen = mem::size_of::<[u64; CTRL_WORDS]>() as _;
-            m.msg_hdr.msg_flags = 0;
+            let namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            s.prepare(i, 1, Some(namelen), true);
         }
-        // SAFETY: `msgs[..n]` are initialised above; every iovec points into a live buffer
-        // owned by `s` with its exact length, names and control buffers point at `addrs[i]` and
-        // `ctrl[i]` with their sizes. Non-blocking, no timeout.
-        let r = unsafe {
-            libc::recvmmsg(
-                self.fd.as_raw_fd(),
-                s.msgs.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        let got = if r < 0 {
-            let e = last_err().raw_os_error();
-            // ECONNREFUSED: an ICMP port unreachable for an earlier send, reported once.
-            if !matches!(
-                e,
-                Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ECONNREFUSED)
-            ) {
-                self.stats.rx_errors += 1;
-            }
-            0
-        } else {
-            r as usize
-        };
+        // ECONNREFUSED: an ICMP port unreachable for an earlier send, reported once.
+        let benign = [libc::EAGAIN, libc::EINTR, libc::ECONNREFUSED];
+        let got = s.recv(&self.fd, n, &benign, &mut self.stats);
         let local_port = self.local.port();
-        let mut kept = 0;
-        for (i, mut b) in s.bufs.drain(..).enumerate() {
-            if i >= got {
-                pool.free(b);
-                continue;
-            }
-            let m = &s.msgs[i];
+        let local_ip = self.local.ip();
+        let extra = &mut self.extra;
+        let kept = s.deliver(got, pool, out, &mut self.stats, |m, addr, _, b| {
             if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                self.extra.rx_truncated += 1;
-                pool.free(b);
-                continue;
+                extra.rx_truncated += 1;
+                return false;
             }
             let (pkt_dst, tos) = parse_cmsgs(&m.msg_hdr);
-            let src = from_sockaddr(&s.addrs[i]);
-            let dst_ip = pkt_dst.unwrap_or(self.local.ip());
+            let src = from_sockaddr(addr);
+            let dst_ip = pkt_dst.unwrap_or(local_ip);
             let len = hdr + m.msg_len as usize;
             let cap = b.len();
             // `len <= cap` because MSG_TRUNC was not set.
@@ -635,15 +495,10 @@ impl Port<HeapBuf> for UdpSocketPort {
             if !ok {
                 // Too long for an outer header, or an address of another family (not
                 // possible with V6ONLY; defensive).
-                self.extra.rx_truncated += 1;
-                pool.free(b);
-                continue;
+                extra.rx_truncated += 1;
             }
-            self.stats.rx_bytes += b.len() as u64;
-            out.push(b);
-            kept += 1;
-        }
-        self.stats.rx_packets += kept as u64;
+            ok
+        });
         self.scratch = s;
         kept
     }
@@ -652,7 +507,7 @@ impl Port<HeapBuf> for UdpSocketPort {
         if pkts.is_empty() {
             return 0;
         }
-        let mut s = mem::replace(&mut self.scratch, Scratch::new());
+        let mut s = self.scratch.take();
         s.bufs.clear();
         s.reserve(pkts.len());
         let v6 = self.local.is_ipv6();
@@ -682,67 +537,19 @@ impl Port<HeapBuf> for UdpSocketPort {
             }
             let i = s.bufs.len();
             let namelen = to_sockaddr(&dst, &mut s.addrs[i]);
-            s.iovs[i] = libc::iovec {
+            *s.iov_mut(i, 0) = libc::iovec {
                 // The kernel only reads from it (sendmmsg); iovec requires *mut.
                 iov_base: b.data().as_ptr() as *mut libc::c_void,
                 iov_len: b.len(),
             };
-            let m = &mut s.msgs[i];
-            m.msg_len = 0;
-            m.msg_hdr.msg_name = (&mut s.addrs[i] as *mut libc::sockaddr_storage).cast();
-            m.msg_hdr.msg_namelen = namelen;
-            m.msg_hdr.msg_iov = &mut s.iovs[i];
-            m.msg_hdr.msg_iovlen = 1;
-            m.msg_hdr.msg_control = std::ptr::null_mut();
-            m.msg_hdr.msg_controllen = 0;
-            m.msg_hdr.msg_flags = 0;
+            s.prepare(i, 1, Some(namelen), false);
             s.bufs.push(b);
         }
-        let n = s.bufs.len();
-        let mut sent = 0usize;
-        let mut i = 0usize;
-        let mut eintr = 0;
-        // Each pass sends at least one message or drops at least one, or is one of at most
-        // four EINTR retries: at most n + 4 system calls.
-        while i < n {
-            // SAFETY: `msgs[i..n]` are initialised above and point at live iovecs, addresses
-            // and buffer data owned by `s` for the duration of the call.
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.fd.as_raw_fd(),
-                    s.msgs.as_mut_ptr().add(i),
-                    (n - i) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if r > 0 {
-                for k in i..i + r as usize {
-                    self.stats.tx_bytes += s.bufs[k].len() as u64;
-                }
-                sent += r as usize;
-                i += r as usize;
-                continue;
-            }
-            let e = last_err().raw_os_error().unwrap_or(0);
-            if e == libc::EINTR && eintr < 4 {
-                eintr += 1;
-                continue;
-            }
-            self.stats.tx_errors += 1;
-            if matches!(e, libc::EAGAIN | libc::ENOBUFS | libc::ENETDOWN) {
-                // Socket buffer full or the device is down: the rest of the burst is dropped.
-                self.stats.tx_dropped += (n - i) as u64;
-                break;
-            }
-            // A per-packet error (EMSGSIZE, ENETUNREACH, ECONNREFUSED from an earlier ICMP
-            // error, ...): drop that one and go on.
-            self.stats.tx_dropped += 1;
-            i += 1;
-        }
-        self.stats.tx_packets += sent as u64;
-        for b in s.bufs.drain(..) {
-            pool.free(b);
-        }
+        // EAGAIN/ENOBUFS: the socket buffer is full; ENETDOWN: the device is down. Any other
+        // error (EMSGSIZE, ENETUNREACH, ECONNREFUSED from an earlier ICMP error, ...) concerns
+        // one packet.
+        let fatal = [libc::EAGAIN, libc::ENOBUFS, libc::ENETDOWN];
+        let sent = s.send(&self.fd, &fatal, pool, &mut self.stats);
         self.scratch = s;
         sent
     }

@@ -1,6 +1,7 @@
 //! Network namespace helpers shared by the integration tests: namespaces whose names carry the
 //! process id and a counter, deleted on drop even when a test fails; threads that enter a
-//! namespace to create sockets and interfaces there.
+//! namespace to create sockets and interfaces there; recognisable test payloads and a receive
+//! loop that collects them from a port.
 #![allow(dead_code)]
 
 use std::fs::File;
@@ -8,6 +9,10 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
+
+use dataplane::ports::{BufPool, HeapPool, Port};
+use pipelines::{HeapBuf, PacketBuf};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -124,4 +129,47 @@ pub fn addr(ns: &Netns, dev: &str, cidr: &str) {
         args.push("nodad");
     }
     ip(&args);
+}
+
+/// A recognisable payload of `len` bytes (at least 10): `MXTEST`, the sequence number, filler.
+pub fn payload(seq: u32, len: usize) -> Vec<u8> {
+    let mut p = [b"MXTEST".as_slice(), &seq.to_be_bytes()].concat();
+    p.resize(len.max(10), (seq & 0xff) as u8);
+    p
+}
+
+/// The test sequence number of a packet, if it carries a [`payload`].
+pub fn marker(p: &[u8]) -> Option<u32> {
+    let pos = p.windows(6).position(|w| w == b"MXTEST")?;
+    let s = p.get(pos + 6..pos + 10)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Receives on `port` until `want` of our packets (with a [`marker`]) arrived or `wait` passed;
+/// returns them (others are freed). An empty result over a short `wait` checks that nothing
+/// arrives.
+pub fn collect_marked<P: Port<HeapBuf>>(
+    port: &mut P,
+    pool: &mut HeapPool,
+    want: usize,
+    wait: Duration,
+) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut out = Vec::new();
+    while got.len() < want && Instant::now() < deadline {
+        out.clear();
+        let n = port.rx_burst(pool, &mut out, 32);
+        assert!(n <= 32);
+        if n == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        for b in out.drain(..) {
+            if marker(b.data()).is_some() {
+                got.push(b.to_vec());
+            }
+            pool.free(b);
+        }
+    }
+    got
 }

@@ -195,6 +195,9 @@ struct Client {
     tx_seq: Vec<(u16, u8, u32)>,
     rx_flows: Vec<RxFlow>,
     counters: ClientCounters,
+    /// Drops attributed to this client (`DropReason as usize`); each is also in the engine's
+    /// [`EngineCounters::drops`].
+    drops: [u64; DropReason::COUNT],
     reorder_timeout: u64,
 }
 
@@ -341,6 +344,26 @@ impl<B: PacketBuf> Engine<B> {
         pool.free(buf);
     }
 
+    /// [`Engine::drop_buf`] for a packet already attributed to the client in slot `ci` (also
+    /// counted in [`Engine::client_drops`]; an empty slot counts engine-wide only).
+    fn drop_for(&mut self, ci: usize, pool: &mut dyn BufPool<B>, buf: B, reason: DropReason) {
+        self.count_for(ci, reason);
+        pool.free(buf);
+    }
+
+    /// Counts a drop of the client in slot `ci` whose buffer is already freed.
+    fn count_for(&mut self, ci: usize, reason: DropReason) {
+        self.counters.drop(reason);
+        if let Some(n) = self
+            .clients
+            .get_mut(ci)
+            .and_then(|c| c.as_mut())
+            .and_then(|c| c.drops.get_mut(reason as usize))
+        {
+            *n += 1;
+        }
+    }
+
     // ----- clients and paths -------------------------------------------------------------
 
     /// Adds a client. Its paths start unusable until [`Engine::set_path_usable`].
@@ -394,6 +417,7 @@ impl<B: PacketBuf> Engine<B> {
             tx_seq,
             rx_flows: Vec::with_capacity(self.cfg.max_rx_flows_per_client),
             counters: ClientCounters::default(),
+            drops: [0; DropReason::COUNT],
             reorder_timeout: self.cfg.reorder.timeout_ns,
             cfg,
         };
@@ -602,6 +626,29 @@ impl<B: PacketBuf> Engine<B> {
         true
     }
 
+    /// Changes only the steering weight of a path (`weighted` and `per-flow` modes, e.g. the
+    /// slow path's loss-scaled weight), in every traffic class; usability, estimates, the
+    /// endpoint and counters are untouched. The client's configuration keeps the configured
+    /// weight: a later [`Engine::update_delivery`] of this path sets the weight it names.
+    /// Returns false for an unknown client or path.
+    pub fn set_path_weight(&mut self, client: ClientId, path: PathId, weight: u32) -> bool {
+        let Some(c) = self.client_mut(client) else {
+            return false;
+        };
+        let Some(pi) = c.path_index(path) else {
+            return false;
+        };
+        let p = &mut c.paths[pi];
+        // The live weight lives in the path's copy of its configuration so that
+        // `set_path_estimates` (which rebuilds the steering parameters) keeps it.
+        p.cfg.weight = weight;
+        let params = path_params(&p.cfg, p.owd_ns, p.rate_bps);
+        for t in &mut c.tcs {
+            let _ = t.steering.set_path(path, params);
+        }
+        true
+    }
+
     /// Feeds the slow path's estimates of a path: one-way delay (delay-aware steering, adaptive
     /// reorder timeout) and rate (delay-aware steering; `None` keeps the configured rate).
     pub fn set_path_estimates(
@@ -744,6 +791,17 @@ impl<B: PacketBuf> Engine<B> {
         Some(k)
     }
 
+    /// Drops attributed to a client, per reason (`DropReason as usize`); each is also counted
+    /// in [`EngineCounters::drops`]. A drop is attributed once the packet is known to be the
+    /// client's: from the anchor side after the anchor-address lookup, from the delivery side
+    /// after the path lookup (UDP endpoints, NAT address, GRE addresses or inner anchor
+    /// address). Not attributed (engine-wide only): packets dropped before that (malformed
+    /// outer headers, unknown client or peer), and reassembly timeouts, because the
+    /// reassembler's expiry does not report the flow it expired. `None` for an unknown client.
+    pub fn client_drops(&self, client: ClientId) -> Option<[u64; DropReason::COUNT]> {
+        self.client_ref(client).map(|c| c.drops)
+    }
+
     /// Counters of a path.
     pub fn path_counters(&self, client: ClientId, path: PathId) -> Option<PathCounters> {
         let c = self.client_ref(client)?;
@@ -799,6 +857,7 @@ impl<B: PacketBuf> Engine<B> {
         let control = self.cfg.control;
         let role = self.cfg.role;
         let dir = self.tx_direction();
+        let ci = *self.by_id.get(&client)?;
         let c = self.client_ref(client)?;
         let p = c.paths.get(c.path_index(path)?)?;
         let client_end = match (role, p.cfg.adaptation) {
@@ -813,7 +872,7 @@ impl<B: PacketBuf> Engine<B> {
             }
         };
         let Some(client_end) = client_end else {
-            self.counters.drop(DropReason::NoRemote);
+            self.count_for(ci, DropReason::NoRemote);
             return None;
         };
         let (src, dst) = match role {
@@ -821,15 +880,15 @@ impl<B: PacketBuf> Engine<B> {
             Role::CMadp => (client_end, control),
         };
         let Some(mut buf) = pool.alloc() else {
-            self.counters.drop(DropReason::PoolExhausted);
+            self.count_for(ci, DropReason::PoolExhausted);
             return None;
         };
         let Some(body) = buf.append(pdu.buffer_len()) else {
-            self.drop_buf(pool, buf, DropReason::NoRoom);
+            self.drop_for(ci, pool, buf, DropReason::NoRoom);
             return None;
         };
         if let Err(e) = pdu.emit(body, dir) {
-            self.drop_buf(pool, buf, e.reason);
+            self.drop_for(ci, pool, buf, e.reason);
             return None;
         }
         let ident = match self.client_mut(client).and_then(|c| {
@@ -843,7 +902,7 @@ impl<B: PacketBuf> Engine<B> {
             None => 0,
         };
         if let Err(r) = adapt::push_udp_ip(&mut buf, src, dst, ident) {
-            self.drop_buf(pool, buf, r);
+            self.drop_for(ci, pool, buf, r);
             return None;
         }
         self.counters.control_tx += 1;
@@ -893,6 +952,38 @@ impl<B: PacketBuf> Engine<B> {
         }
     }
 
+    /// Releases everything held, for shutdown: every reorder buffer of every client releases
+    /// its packets in SN order to `out` as [`Output::Anchor`] (missing SNs are skipped and
+    /// counted in the flows' `gaps_skipped`, as a timeout would), and every incomplete SDU of the
+    /// reassembler is dropped (counted as [`DropReason::ReassemblyTimeout`], as its expiry
+    /// would be). Unlike `poll(far future)` this does not move the buffers' clocks: the engine
+    /// stays usable and the next packet of a flow continues after the last one released.
+    pub fn flush(&mut self, _pool: &mut dyn BufPool<B>, out: &mut Vec<Output<B>>) {
+        // Every slot's deadline is `created + timeout <= u64::MAX` (saturating): all expire.
+        let expired = self.reasm.poll(Instant::MAX);
+        for _ in 0..expired {
+            self.counters.drop(DropReason::ReassemblyTimeout);
+        }
+        for c in self.clients.iter_mut().flatten() {
+            flush_reorder(c, &mut self.slab, &mut self.counters, out);
+        }
+    }
+
+    /// [`Engine::flush`]'s reorder part for one client, e.g. before [`Engine::remove_client`]
+    /// (which drops what is held). Incomplete SDUs of the client stay in the engine-wide
+    /// reassembler, which cannot tell them apart by client, and expire by timeout. Returns false
+    /// for an unknown client.
+    pub fn flush_client(&mut self, client: ClientId, out: &mut Vec<Output<B>>) -> bool {
+        let Some(&ci) = self.by_id.get(&client) else {
+            return false;
+        };
+        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+            return false;
+        };
+        flush_reorder(c, &mut self.slab, &mut self.counters, out);
+        true
+    }
+
     /// When [`Engine::poll`] must next run, `None` when nothing waits.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut d = self.reasm.next_deadline();
@@ -904,6 +995,38 @@ impl<B: PacketBuf> Engine<B> {
             }
         }
         d
+    }
+}
+
+/// Releases every packet held in a client's reorder buffers, in SN order (skipping gaps).
+fn flush_reorder<B: PacketBuf>(
+    c: &mut Client,
+    slab: &mut Slab<B>,
+    counters: &mut EngineCounters,
+    out: &mut Vec<Output<B>>,
+) {
+    let Client {
+        rx_flows,
+        counters: cc,
+        ..
+    } = c;
+    for f in rx_flows.iter_mut() {
+        let mut release = |h: u32| {
+            if let Some(b) = slab.take(h) {
+                cc.rx_sdus += 1;
+                cc.rx_bytes += b.len() as u64;
+                counters.anchor_tx += 1;
+                out.push(Output::Anchor(b));
+            }
+        };
+        match &mut f.reorder {
+            Reorder::Mx(r) => {
+                r.flush(|_, h| release(h));
+            }
+            Reorder::Gre(r) => {
+                r.flush(|_, h| release(h));
+            }
+        }
     }
 }
 

@@ -362,7 +362,7 @@ impl<B: PacketBuf> Engine<B> {
         if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) {
             c.counters.unknown_peer += 1;
         }
-        self.drop_buf(pool, pkt, DropReason::UnknownPeer);
+        self.drop_for(ci, pool, pkt, DropReason::UnknownPeer);
     }
 
     fn mark_alive(&mut self, ci: usize, pi: usize, bytes: usize, now: Instant) {
@@ -393,10 +393,10 @@ impl<B: PacketBuf> Engine<B> {
     ) {
         let role = self.cfg.role;
         let Some(c) = self.clients.get(ci).and_then(|c| c.as_ref()) else {
-            return self.drop_buf(pool, pkt, DropReason::UnknownClient);
+            return self.drop_for(ci, pool, pkt, DropReason::UnknownClient);
         };
         let Some(p) = c.paths.get(pi) else {
-            return self.drop_buf(pool, pkt, DropReason::UnknownPeer);
+            return self.drop_for(ci, pool, pkt, DropReason::UnknownPeer);
         };
         let client_id = c.cfg.id.0;
         let anchor = c.cfg.anchor_addr;
@@ -409,7 +409,7 @@ impl<B: PacketBuf> Engine<B> {
         let bytes = pkt.len();
         let stripped = match mx::strip_trailer(&mut pkt, opts) {
             Ok(s) => s,
-            Err(e) => return self.drop_buf(pool, pkt, e.reason),
+            Err(e) => return self.drop_for(ci, pool, pkt, e.reason),
         };
         let t = stripped.trailer.unwrap_or_default();
         let cid = match t.connection_id {
@@ -417,7 +417,7 @@ impl<B: PacketBuf> Engine<B> {
             Some(v) => {
                 let v = u16::from(v);
                 if !c.cfg.anchors.iter().any(|a| a.connection_id == v) {
-                    return self.drop_buf(pool, pkt, DropReason::UnknownAnchor);
+                    return self.drop_for(ci, pool, pkt, DropReason::UnknownAnchor);
                 }
                 v
             }
@@ -440,7 +440,7 @@ impl<B: PacketBuf> Engine<B> {
             }
             let (Some(sn), Some(nh)) = (sn, t.next_header) else {
                 self.sdus = sdus;
-                return self.drop_buf(pool, pkt, DropReason::MxFragment);
+                return self.drop_for(ci, pool, pkt, DropReason::MxFragment);
             };
             let key = FlowKey::new(client_id, cid, tc);
             match mxops::reassemble(
@@ -457,7 +457,7 @@ impl<B: PacketBuf> Engine<B> {
                 Ok(Some(sdu)) => sdus.push(sdu),
                 Ok(None) => {}
                 // The reassembler returned the fragment's buffer to the pool.
-                Err(r) => self.counters.drop(r),
+                Err(r) => self.count_for(ci, r),
             }
         } else if stripped.sdu_count > 1 {
             if let Some(p) = self.path_mut(ci, pi) {
@@ -466,7 +466,7 @@ impl<B: PacketBuf> Engine<B> {
             let count = stripped.sdu_count;
             if let Err(r) = mxops::disaggregate(pkt, count, pool, &mut sdus) {
                 for _ in 0..count {
-                    self.counters.drop(r);
+                    self.count_for(ci, r);
                 }
                 for b in sdus.drain(..) {
                     pool.free(b);
@@ -484,7 +484,7 @@ impl<B: PacketBuf> Engine<B> {
                     Role::CMadp => NatSide::Dst,
                 };
                 if let Err(r) = adapt::nat_rewrite(sdu.data_mut(), side, anchor) {
-                    self.drop_buf(pool, sdu, r);
+                    self.drop_for(ci, pool, sdu, r);
                     continue;
                 }
             }
@@ -513,13 +513,13 @@ impl<B: PacketBuf> Engine<B> {
             .map_err(|e| e.reason);
         let repr = match parsed {
             Ok(r) => r,
-            Err(r) => return self.drop_buf(pool, pkt, r),
+            Err(r) => return self.drop_for(ci, pool, pkt, r),
         };
         if !matches!(
             repr.protocol_type,
             adapt::ETHERTYPE_IPV4 | adapt::ETHERTYPE_IPV6
         ) {
-            return self.drop_buf(pool, pkt, DropReason::UnknownDeliveryPacket);
+            return self.drop_for(ci, pool, pkt, DropReason::UnknownDeliveryPacket);
         }
         pkt.adj(repr.header_len());
         let inner = IpPacket::new_checked(pkt.data()).map(|ip| ip.total_len());
@@ -528,16 +528,16 @@ impl<B: PacketBuf> Engine<B> {
                 let extra = pkt.len().saturating_sub(len);
                 pkt.trim(extra);
             }
-            Err(e) => return self.drop_buf(pool, pkt, e.reason),
+            Err(e) => return self.drop_for(ci, pool, pkt, e.reason),
         }
         let Some(c) = self.clients.get(ci).and_then(|c| c.as_ref()) else {
-            return self.drop_buf(pool, pkt, DropReason::UnknownClient);
+            return self.drop_for(ci, pool, pkt, DropReason::UnknownClient);
         };
         // draft-04 §4.4.2: unless 0xFFFF, the key's low 16 bits are the anchor connection ID.
         let cid = match repr.anchor_connection_id() {
             None => c.first_anchor(),
             Some(v) if c.cfg.anchors.iter().any(|a| a.connection_id == v) => v,
-            Some(_) => return self.drop_buf(pool, pkt, DropReason::UnknownAnchor),
+            Some(_) => return self.drop_for(ci, pool, pkt, DropReason::UnknownAnchor),
         };
         if let Some(from) = rebind_from {
             if !self.session_ok(ci, pi, cid, 0, repr.sequence_number) {
@@ -580,7 +580,7 @@ impl<B: PacketBuf> Engine<B> {
         let max_flows = self.cfg.max_rx_flows_per_client;
         let window = self.cfg.reorder.window;
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
-            return self.drop_buf(pool, sdu, DropReason::UnknownClient);
+            return self.drop_for(ci, pool, sdu, DropReason::UnknownClient);
         };
         let Some(sn) = sn else {
             // No SN: nothing to reorder by (draft-04 §4.2.1).
@@ -595,7 +595,7 @@ impl<B: PacketBuf> Engine<B> {
             Some(i) => i,
             None => {
                 if c.rx_flows.len() >= max_flows {
-                    return self.drop_buf(pool, sdu, DropReason::TooManyFlows);
+                    return self.drop_for(ci, pool, sdu, DropReason::TooManyFlows);
                 }
                 let rc = ReorderConfig {
                     window,
@@ -622,6 +622,7 @@ impl<B: PacketBuf> Engine<B> {
         let super::Client {
             rx_flows,
             counters: cc,
+            drops: cd,
             ..
         } = c;
         let slab = &mut self.slab;
@@ -644,6 +645,9 @@ impl<B: PacketBuf> Engine<B> {
                 pool.free(b);
             }
             ec.drop(reason);
+            if let Some(n) = cd.get_mut(reason as usize) {
+                *n += 1;
+            }
         }
     }
 }

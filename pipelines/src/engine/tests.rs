@@ -614,3 +614,184 @@ fn too_many_receive_flows_are_refused() {
     assert_eq!(c.counters().dropped(DropReason::TooManyFlows), 2);
     let _ = mx::PROTOCOL_MX;
 }
+
+/// An N-MADP whose client has two usable UDP-tunnel paths (1 and 2) in weighted mode.
+fn two_path_nmadp() -> Engine<HeapBuf> {
+    let mut cfg = client(
+        Role::NMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    cfg.steering = SteeringMode::Weighted;
+    let mut d2 = cfg.deliveries[0];
+    d2.id = PathId(2);
+    d2.local = sa("192.0.2.1:10022");
+    d2.remote = Some(sa("203.0.113.10:40002"));
+    d2.client_addr = Some(ip("203.0.113.10"));
+    cfg.deliveries.push(d2);
+    let mut e = Engine::<HeapBuf>::new(EngineConfig::new(Role::NMadp, sa(CONTROL)));
+    e.add_client(cfg).unwrap();
+    for p in [PathId(1), PathId(2)] {
+        e.set_path_usable(ClientId(7), p, true);
+    }
+    e
+}
+
+fn paths_used(e: &mut Engine<HeapBuf>, pool: &mut HeapPool, from: u64, n: u64) -> [usize; 2] {
+    let mut out = Vec::new();
+    let mut used = [0; 2];
+    for i in from..from + n {
+        let s = down_sdu(pool, i, 100);
+        e.from_anchor(s, 0, pool, &mut out);
+    }
+    for o in out.drain(..) {
+        if let Output::Delivery { path, pkt, .. } = o {
+            used[usize::from(path.0) - 1] += 1;
+            pool.free(pkt);
+        }
+    }
+    used
+}
+
+#[test]
+fn set_path_weight_changes_only_the_steering_weight() {
+    let mut e = two_path_nmadp();
+    let mut pool = HeapPool::default();
+    assert!(e.set_path_weight(ClientId(7), PathId(1), 1));
+    assert!(e.set_path_weight(ClientId(7), PathId(2), 3));
+    assert_eq!(paths_used(&mut e, &mut pool, 0, 8), [2, 6]);
+    assert!(e.set_path_weight(ClientId(7), PathId(1), 0));
+    assert_eq!(paths_used(&mut e, &mut pool, 8, 8), [0, 8]);
+    // New estimates rebuild the steering parameters but keep the weight set here.
+    assert!(e.set_path_estimates(ClientId(7), PathId(1), 5 * MS, Some(1_000_000)));
+    assert_eq!(paths_used(&mut e, &mut pool, 16, 8), [0, 8]);
+    // Usability is untouched: path 2 stays usable, path 1 too (it just has weight 0).
+    let before = e.path_counters(ClientId(7), PathId(2)).unwrap();
+    assert!(e.set_path_weight(ClientId(7), PathId(2), 0));
+    assert_eq!(
+        paths_used(&mut e, &mut pool, 24, 4),
+        [2, 2],
+        "every weight 0: equal split"
+    );
+    assert_eq!(
+        e.path_counters(ClientId(7), PathId(2)).unwrap().tx_pdus,
+        before.tx_pdus + 2
+    );
+    assert!(!e.set_path_weight(ClientId(7), PathId(9), 1));
+    assert!(!e.set_path_weight(ClientId(8), PathId(1), 1));
+}
+
+#[test]
+fn flush_releases_held_packets_in_order_and_drops_incomplete_sdus() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    for i in 0..5 {
+        let s = down_sdu(&mut pool, i, 100);
+        n.from_anchor(s, 0, &mut pool, &mut out);
+    }
+    let mut pdus = deliveries(&mut out);
+    let fourth = pdus.remove(4);
+    let third = pdus.remove(2);
+    c.from_delivery(pdus.remove(0), MS, &mut pool, &mut out); // SN 0
+    c.from_delivery(pdus.remove(1), MS, &mut pool, &mut out); // SN 3: held
+    c.from_delivery(third, MS, &mut pool, &mut out); // SN 2: held
+    assert_eq!(anchors(&mut out), vec![0]);
+    // One fragment of a larger SDU: an incomplete reassembly.
+    let mut d = client(
+        Role::NMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    )
+    .deliveries[0];
+    d.mtu = 600;
+    n.update_delivery(ClientId(7), d).unwrap();
+    let big = down_sdu(&mut pool, 9, 1000);
+    n.from_anchor(big, 0, &mut pool, &mut out);
+    let mut frags = deliveries(&mut out);
+    assert!(frags.len() >= 2, "fragmented");
+    c.from_delivery(frags.remove(0), MS, &mut pool, &mut out);
+    assert!(c.reassembly_bytes() > 0);
+
+    c.flush(&mut pool, &mut out);
+    assert_eq!(anchors(&mut out), vec![2, 3], "in order, SN 1 skipped");
+    assert_eq!(c.reorder_depth(), 0);
+    assert_eq!(c.reassembly_bytes(), 0);
+    assert_eq!(c.next_deadline(), None);
+    assert_eq!(c.counters().dropped(DropReason::ReassemblyTimeout), 1);
+    let k = c.client_counters(ClientId(7)).unwrap();
+    assert_eq!(k.reorder.gaps_skipped, 1);
+    assert_eq!(k.rx_sdus, 3);
+    // The flow's clock did not jump: SN 4 right after is in order, released at once.
+    c.from_delivery(fourth, 2 * MS, &mut pool, &mut out);
+    assert_eq!(anchors(&mut out), vec![4]);
+    assert_eq!(c.next_deadline(), None);
+}
+
+#[test]
+fn flush_client_releases_only_that_clients_reorder_buffers() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    for i in 0..3 {
+        let s = down_sdu(&mut pool, i, 100);
+        n.from_anchor(s, 0, &mut pool, &mut out);
+    }
+    let mut pdus = deliveries(&mut out);
+    c.from_delivery(pdus.remove(2), MS, &mut pool, &mut out); // SN 2: held
+    assert!(out.is_empty());
+    assert!(!c.flush_client(ClientId(8), &mut out));
+    assert!(out.is_empty());
+    assert!(c.flush_client(ClientId(7), &mut out));
+    assert_eq!(anchors(&mut out), vec![2]);
+    assert_eq!(c.reorder_depth(), 0);
+}
+
+#[test]
+fn client_drops_count_attributed_drops_only() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::new(64, 0, 128, 2176);
+    let mut out = Vec::new();
+    let s = down_sdu(&mut pool, 0, 100);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    let pdu = deliveries(&mut out).remove(0);
+    let copy = HeapBuf::from_slice(pdu.data());
+    c.from_delivery(pdu, 0, &mut pool, &mut out);
+    c.from_delivery(copy, 0, &mut pool, &mut out); // duplicate: the client's
+    let plain = down_sdu(&mut pool, 1, 100);
+    c.from_delivery(plain, 0, &mut pool, &mut out); // not a delivery packet: nobody's
+    let _ = anchors(&mut out);
+    let d = c.client_drops(ClientId(7)).unwrap();
+    assert_eq!(d[DropReason::ReorderDuplicate as usize], 1);
+    assert_eq!(d[DropReason::UnknownDeliveryPacket as usize], 0);
+    assert_eq!(d.iter().sum::<u64>(), 1);
+    assert_eq!(c.counters().dropped(DropReason::UnknownDeliveryPacket), 1);
+    assert_eq!(c.counters().dropped(DropReason::ReorderDuplicate), 1);
+
+    // Anchor side: a packet for the client with no usable path is the client's.
+    n.set_path_usable(ClientId(7), PathId(1), false);
+    let s = down_sdu(&mut pool, 2, 100);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    let d = n.client_drops(ClientId(7)).unwrap();
+    assert_eq!(d[DropReason::NoPath as usize], 1);
+    assert_eq!(n.client_drops(ClientId(8)), None);
+}

@@ -103,12 +103,12 @@ impl<B: PacketBuf> Engine<B> {
         };
         let hash = flow_hash(seed, &info);
         let Some(ti) = c.tcs.iter().position(|t| t.id == tc) else {
-            return self.drop_buf(pool, pkt, DropReason::NoPath);
+            return self.drop_for(ci, pool, pkt, DropReason::NoPath);
         };
         let sel = c.tcs[ti].steering.select(hash, info.len, now);
         if sel.is_empty() {
             c.counters.no_path += 1;
-            return self.drop_buf(pool, pkt, DropReason::NoPath);
+            return self.drop_for(ci, pool, pkt, DropReason::NoPath);
         }
         // draft-04 §4.2.1: SNs per connection and traffic class, continuing across paths
         // (lossless switching). One SN per SDU; duplicates share it.
@@ -142,11 +142,11 @@ impl<B: PacketBuf> Engine<B> {
                 // Duplicate mode: every extra path gets a copy from the pool.
                 let Some(src) = original.as_ref() else { break };
                 let Some(mut copy) = pool.alloc() else {
-                    self.counters.drop(DropReason::PoolExhausted);
+                    self.count_for(ci, DropReason::PoolExhausted);
                     continue;
                 };
                 if !copy.extend_from_slice(src.data()) {
-                    self.drop_buf(pool, copy, DropReason::NoRoom);
+                    self.drop_for(ci, pool, copy, DropReason::NoRoom);
                     continue;
                 }
                 copy
@@ -180,23 +180,23 @@ impl<B: PacketBuf> Engine<B> {
     ) {
         let role = self.cfg.role;
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
-            return self.drop_buf(pool, buf, DropReason::UnknownClient);
+            return self.drop_for(ci, pool, buf, DropReason::UnknownClient);
         };
         let anchor = c.cfg.anchor_addr;
         let convergence = c.cfg.convergence;
         let Some(p) = c.paths.get_mut(pi) else {
-            return self.drop_buf(pool, buf, DropReason::NoPath);
+            return self.drop_for(ci, pool, buf, DropReason::NoPath);
         };
         p.counters.tx_sdus += 1;
         if convergence == Convergence::Gre {
             // draft-04 §4.4 has no MX fragmentation.
             if buf.len() > p.max_pdu {
-                return self.drop_buf(pool, buf, DropReason::TooBigForGre);
+                return self.drop_for(ci, pool, buf, DropReason::TooBigForGre);
             }
             // draft-04 §4.4.1: key low 16 bits = anchor connection ID; RFC 2890 sequence number.
             let key = gre::key_for_anchor(Some(cid), 0);
             if let Err(r) = adapt::push_gre(&mut buf, key, Some(sn)) {
-                return self.drop_buf(pool, buf, r);
+                return self.drop_for(ci, pool, buf, r);
             }
             return self.adapt_and_send(ci, pi, buf, pool, out);
         }
@@ -204,7 +204,7 @@ impl<B: PacketBuf> Engine<B> {
             // draft-04 §4.1 client NAT, applied to the SDU before the trailer so that every
             // fragment and every concatenated SDU carries the translated address.
             let Some(client_addr) = p.cfg.client_addr else {
-                return self.drop_buf(pool, buf, DropReason::NoRemote);
+                return self.drop_for(ci, pool, buf, DropReason::NoRemote);
             };
             let side = match role {
                 Role::NMadp => NatSide::Dst,
@@ -212,7 +212,7 @@ impl<B: PacketBuf> Engine<B> {
             };
             debug_assert_ne!(client_addr, anchor);
             if let Err(r) = adapt::nat_rewrite(buf.data_mut(), side, client_addr) {
-                return self.drop_buf(pool, buf, r);
+                return self.drop_for(ci, pool, buf, r);
             }
         }
         let ho = p.header_optimization();
@@ -247,7 +247,7 @@ impl<B: PacketBuf> Engine<B> {
                     }
                 }
                 // The fragmenter returned every buffer to the pool.
-                Err(r) => self.counters.drop(r),
+                Err(r) => self.count_for(ci, r),
             }
             self.frags = frags;
             return;
@@ -256,7 +256,7 @@ impl<B: PacketBuf> Engine<B> {
             return self.group_add(ci, pi, cid, tc, sn, protocol, buf, max_pdu, pool, out);
         }
         if let Err(r) = mx::add_trailer(&mut buf, &t, ho) {
-            return self.drop_buf(pool, buf, r);
+            return self.drop_for(ci, pool, buf, r);
         }
         self.adapt_and_send(ci, pi, buf, pool, out);
     }
@@ -348,7 +348,7 @@ impl<B: PacketBuf> Engine<B> {
     ) {
         let Some(p) = self.clients[g.ci].as_ref().and_then(|c| c.paths.get(g.pi)) else {
             for b in g.sdus.drain(..) {
-                self.drop_buf(pool, b, DropReason::NoPath);
+                self.drop_for(g.ci, pool, b, DropReason::NoPath);
             }
             self.spare.push(g.sdus);
             return;
@@ -375,13 +375,13 @@ impl<B: PacketBuf> Engine<B> {
                 .and_then(|ip| ip.upper_protocol())
                 .unwrap_or(g.first_protocol);
             let Some(p) = self.clients[g.ci].as_ref().and_then(|c| c.paths.get(g.pi)) else {
-                self.drop_buf(pool, buf, DropReason::NoPath);
+                self.drop_for(g.ci, pool, buf, DropReason::NoPath);
                 continue;
             };
             let t = group_trailer(p, g.cid, g.tc, g.last_sn.wrapping_sub(back), protocol);
             match mx::add_trailer(&mut buf, &t, ho) {
                 Ok(()) => self.adapt_and_send(g.ci, g.pi, buf, pool, out),
-                Err(r) => self.drop_buf(pool, buf, r),
+                Err(r) => self.drop_for(g.ci, pool, buf, r),
             }
         }
         self.spare.push(g.sdus);
@@ -397,12 +397,12 @@ impl<B: PacketBuf> Engine<B> {
         out: &mut Vec<Output<B>>,
     ) {
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
-            return self.drop_buf(pool, buf, DropReason::UnknownClient);
+            return self.drop_for(ci, pool, buf, DropReason::UnknownClient);
         };
         let client = c.cfg.id;
         let convergence = c.cfg.convergence;
         let Some(p) = c.paths.get_mut(pi) else {
-            return self.drop_buf(pool, buf, DropReason::NoPath);
+            return self.drop_for(ci, pool, buf, DropReason::NoPath);
         };
         let r = match (convergence, p.cfg.adaptation) {
             (_, Adaptation::UdpTunnel { .. }) => match p.remote {
@@ -424,7 +424,7 @@ impl<B: PacketBuf> Engine<B> {
             },
         };
         if let Err(r) = r {
-            return self.drop_buf(pool, buf, r);
+            return self.drop_for(ci, pool, buf, r);
         }
         p.counters.tx_pdus += 1;
         p.counters.tx_bytes += buf.len() as u64;
