@@ -77,19 +77,24 @@ impl Drop for Netns {
     }
 }
 
-/// Creates a namespace, or explains why the test is skipped.
+/// Creates a namespace, or explains why the test is skipped. Under `NMADP_REQUIRE_TOOLS=1`
+/// (set by deploy/test-all.sh, which runs as root) a skip is a failure instead.
 pub fn netns_or_skip(tag: &str) -> Option<Netns> {
+    let skip = |why: String| {
+        assert!(
+            std::env::var("NMADP_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "cannot run: {why}"
+        );
+        eprintln!("skipped: {why}");
+        None
+    };
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return None;
+        return skip("needs root".into());
     }
     match Netns::new(tag) {
         Ok(ns) => Some(ns),
-        Err(e) => {
-            eprintln!("skipped: needs root with CAP_SYS_ADMIN ({e})");
-            None
-        }
+        Err(e) => skip(format!("needs root with CAP_SYS_ADMIN ({e})")),
     }
 }
 
