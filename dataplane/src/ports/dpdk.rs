@@ -1115,8 +1115,9 @@ impl Eal {
     /// single-consumer rings of `size` slots): what `a` transmits `b` receives and the other
     /// way round, one queue pair each. The `net_ring` vdev cannot do this (its queue `i`
     /// transmits into its own rx queue `i`, and `nodeaction=...:ATTACH` shares those same
-    /// rings). Used for in-process links (tests). The rings are never freed.
-    pub fn ring_pair(&self, a: &str, b: &str, size: u32) -> Result<()> {
+    /// rings). Used for in-process links (tests). The rings are never freed. Returns the two
+    /// ethdev names, `net_ring_<a>` and `net_ring_<b>`.
+    pub fn ring_pair(&self, a: &str, b: &str, size: u32) -> Result<(String, String)> {
         let op = format!("ring_pair({a}, {b})");
         let ca = cstring(&op, a)?;
         let cb = cstring(&op, b)?;
@@ -1151,7 +1152,7 @@ impl Eal {
         if r < 0 {
             return Err(DpdkError::from_rte_errno(format!("{op}: rte_eth_from_rings")));
         }
-        Ok(())
+        Ok((format!("net_ring_{a}"), format!("net_ring_{b}")))
     }
 }
 
