@@ -420,3 +420,126 @@ fn back_to_back_over_dpdk_ports_uplink_steering_change_and_shutdown() {
     );
     drop(tb);
 }
+
+/// `nmadp run` on DPDK ports from a configuration file (EAL from `[dpdk] eal_args`, vdevs
+/// created from the `device` keys, one queue per worker), and `nmadpctl ports --xstats` against
+/// it through the real binaries. A separate process: its own EAL and `--file-prefix`.
+#[test]
+fn nmadp_run_on_dpdk_ports_and_nmadpctl_ports() {
+    if eal().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("nmadp-dpdk-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("admin.sock");
+    let mem = std::env::var("NMADP_EAL_MEM").unwrap_or_else(|_| "--no-huge -m 512".into());
+    let mut eal_args = vec![
+        "-l".to_string(),
+        "0".into(),
+        "--no-pci".into(),
+        "--no-telemetry".into(),
+        "--log-level".into(),
+        "lib.eal:warning".into(),
+        "--file-prefix".into(),
+        format!("nmadp-run{}", std::process::id()),
+    ];
+    eal_args.extend(mem.split_whitespace().map(str::to_string));
+    let eal_toml = eal_args
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cfg = format!(
+        r#"
+[node]
+role = "n-madp"
+workers = 1
+[ports.anchor]
+kind = "dpdk"
+device = "net_ring0"
+[ports.delivery]
+kind = "dpdk"
+device = "net_null0,size=64"
+[control]
+address = "192.0.2.1:8888"
+[dpdk]
+eal_args = [{eal_toml}]
+mbufs = 4095
+mbuf_cache = 64
+{}"#,
+        client("alice", ALICE, true)
+    );
+    let path = dir.join("nmadp.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nmadp"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .arg("--admin-socket")
+        .arg(&sock)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = Kill(&mut child);
+    let ctl = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nmadpctl"))
+            .arg("--socket")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let t0 = Instant::now();
+    let out = loop {
+        let o = ctl(&["ports", "--xstats"]);
+        if o.status.success() || t0.elapsed() > WAIT {
+            break o;
+        }
+        if let Ok(Some(st)) = guard.0.try_wait() {
+            panic!("nmadp exited early: {st}");
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Worker rows for both ports, device rows, and the null device's received packets (it
+    // makes them up) counted by the device and in its xstats.
+    for want in ["dpdk:net_ring0", "dpdk:net_null0", "devices", "xstats net_null0", "rx_good_packets"] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    let json = ctl(&["--json", "ports"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let null = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "net_null0")
+        .cloned()
+        .unwrap();
+    assert!(null["rx_packets"].as_u64().unwrap() > 0, "{v}");
+    assert!(null.get("xstats").is_none(), "no xstats unless asked: {v}");
+    let st = ctl(&["shutdown"]);
+    assert!(st.status.success());
+    let t0 = Instant::now();
+    let code = loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(t0.elapsed() < WAIT, "nmadp did not stop");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+}
