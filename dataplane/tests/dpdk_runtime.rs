@@ -361,7 +361,10 @@ fn back_to_back_over_dpdk_ports_uplink_steering_change_and_shutdown() {
         cs.paths
     );
     let handoffs: u64 = snaps.iter().map(|s| s.loop_counters.handoffs_out).sum();
-    assert!(handoffs >= 100, "the non-owner handed packets over: {handoffs}");
+    assert!(
+        handoffs >= 100,
+        "the non-owner handed packets over: {handoffs}"
+    );
 
     // Downlink, injected on the worker that does not own alice, after a live steering change
     // to duplicate: every SDU on both paths, delivered once and in order.
@@ -397,12 +400,14 @@ fn back_to_back_over_dpdk_ports_uplink_steering_change_and_shutdown() {
     let total_rx: u64 = devs.iter().map(|d| d.rx_packets).sum();
     assert!(total_rx >= 3000, "device rx counters: {devs:?}");
     assert!(
-        devs.iter().all(|d| d.error.is_none() && !d.xstats.is_empty()),
+        devs.iter()
+            .all(|d| d.error.is_none() && !d.xstats.is_empty()),
         "xstats of every device: {devs:?}"
     );
-    assert!(devs
+    assert!(devs.iter().any(|d| d
+        .xstats
         .iter()
-        .any(|d| d.xstats.iter().any(|(k, v)| k == "rx_good_packets" && *v > 0)));
+        .any(|(k, v)| k == "rx_good_packets" && *v > 0)));
 
     // Graceful shutdown: bounded, reorder buffers flushed, final counters.
     let t0 = Instant::now();
@@ -515,7 +520,13 @@ mbuf_cache = 64
     );
     // Worker rows for both ports, device rows, and the null device's received packets (it
     // makes them up) counted by the device and in its xstats.
-    for want in ["dpdk:net_ring0", "dpdk:net_null0", "devices", "xstats net_null0", "rx_good_packets"] {
+    for want in [
+        "dpdk:net_ring0",
+        "dpdk:net_null0",
+        "devices",
+        "xstats net_null0",
+        "rx_good_packets",
+    ] {
         assert!(text.contains(want), "no {want:?} in:\n{text}");
     }
     let json = ctl(&["--json", "ports"]);

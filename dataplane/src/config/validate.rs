@@ -171,8 +171,14 @@ fn build(f: &File, host: &HostInfo, p: &mut Problems) -> Config {
         Dpdk {
             eal_args,
             mbufs: ranged(p, at.key("mbufs"), d.mbufs, def.mbufs.into(), 1023, 1 << 24) as u32,
-            mbuf_cache: ranged(p, at.key("mbuf_cache"), d.mbuf_cache, def.mbuf_cache.into(), 0, 512)
-                as u32,
+            mbuf_cache: ranged(
+                p,
+                at.key("mbuf_cache"),
+                d.mbuf_cache,
+                def.mbuf_cache.into(),
+                0,
+                512,
+            ) as u32,
         }
     });
     let mut clients = Vec::new();

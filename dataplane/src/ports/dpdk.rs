@@ -1145,12 +1145,16 @@ impl Eal {
         // pointers (the rings live for the rest of the process).
         let r = unsafe { sys::rte_eth_from_rings(ca.as_ptr(), &ba, 1, &ab, 1, numa) };
         if r < 0 {
-            return Err(DpdkError::from_rte_errno(format!("{op}: rte_eth_from_rings")));
+            return Err(DpdkError::from_rte_errno(format!(
+                "{op}: rte_eth_from_rings"
+            )));
         }
         // SAFETY: as above, the other way round.
         let r = unsafe { sys::rte_eth_from_rings(cb.as_ptr(), &ab, 1, &ba, 1, numa) };
         if r < 0 {
-            return Err(DpdkError::from_rte_errno(format!("{op}: rte_eth_from_rings")));
+            return Err(DpdkError::from_rte_errno(format!(
+                "{op}: rte_eth_from_rings"
+            )));
         }
         Ok((format!("net_ring_{a}"), format!("net_ring_{b}")))
     }

@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 
 use crate::admin::protocol::{
-    ClientInfo, CounterRow, CounterScope, CounterSet, DeviceRow, DropCounts, LatencyInfo,
-    PathInfo, PathStateName, PortRow, PortsInfo, Status, SteeringInfo, PROTOCOL_VERSION,
+    ClientInfo, CounterRow, CounterScope, CounterSet, DeviceRow, DropCounts, LatencyInfo, PathInfo,
+    PathStateName, PortRow, PortsInfo, Status, SteeringInfo, PROTOCOL_VERSION,
 };
 use crate::admin::AdminBackend;
 use crate::config::{Role, SteeringMode};

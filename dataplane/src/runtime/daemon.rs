@@ -136,12 +136,15 @@ fn anchor_port(
             })
             .map_err(|e| format!("tun {iface}: {e}"))?;
             if w == 0 {
-                tun.set_mtu(u32::from(*mtu)).map_err(|e| format!("tun {iface}: mtu: {e}"))?;
+                tun.set_mtu(u32::from(*mtu))
+                    .map_err(|e| format!("tun {iface}: mtu: {e}"))?;
                 tun.set_up().map_err(|e| format!("tun {iface}: up: {e}"))?;
             }
             Ok(Some(Box::new(tun)))
         }
-        PortCfg::Ring { .. } => Err("ports.anchor: ring ports exist only inside one process (tests, `nmadp demo`)".into()),
+        PortCfg::Ring { .. } => Err(
+            "ports.anchor: ring ports exist only inside one process (tests, `nmadp demo`)".into(),
+        ),
         PortCfg::AfXdp { .. } | PortCfg::Dpdk { .. } => Err(KERNEL_BYPASS_BOTH_SIDES.into()),
         PortCfg::Udp { .. } => Err("ports.anchor: udp is a delivery-side port".into()),
     }
@@ -235,7 +238,9 @@ pub mod dpdk_run {
     use std::sync::Arc;
 
     use crate::config::{Config, Port as PortCfg};
-    use crate::ports::dpdk::{DpdkBuffers, DpdkDevice, DpdkPort, DpdkPortConfig, Eal, L2Mode, Mbuf};
+    use crate::ports::dpdk::{
+        DpdkBuffers, DpdkDevice, DpdkPort, DpdkPortConfig, Eal, L2Mode, Mbuf,
+    };
     use crate::runtime::{
         DeliveryPort, PathSet, Runtime, RuntimeHandle, RuntimeOptions, RuntimePorts, WorkerPorts,
     };
@@ -280,9 +285,9 @@ pub mod dpdk_run {
             "--file-prefix".into(),
             format!("nmadp-{}", std::process::id()),
         ];
-        let pci = [&cfg.ports.anchor, &cfg.ports.delivery].iter().any(|p| {
-            matches!(p, PortCfg::Dpdk { device, .. } if !device.starts_with("net_"))
-        });
+        let pci = [&cfg.ports.anchor, &cfg.ports.delivery]
+            .iter()
+            .any(|p| matches!(p, PortCfg::Dpdk { device, .. } if !device.starts_with("net_")));
         if !pci {
             a.push("--no-pci".into());
         }
@@ -292,7 +297,11 @@ pub mod dpdk_run {
 
     /// The device spec of a port: `(ethdev name, vdev arguments or None for a PCI device)`.
     /// `af-xdp` becomes DPDK's `net_af_xdp` vdev on the interface, one queue per worker.
-    pub fn device_spec(p: &PortCfg, side: &str, workers: usize) -> Result<(String, Option<String>), String> {
+    pub fn device_spec(
+        p: &PortCfg,
+        side: &str,
+        workers: usize,
+    ) -> Result<(String, Option<String>), String> {
         match p {
             PortCfg::AfXdp { iface, .. } => Ok((
                 format!("net_af_xdp_{side}"),
@@ -332,7 +341,10 @@ pub mod dpdk_run {
         }
         let mut pc = DpdkPortConfig::new(&name);
         pc.queues = u16::try_from(workers).map_err(|_| "too many workers".to_string())?;
-        if let PortCfg::Dpdk { rx_desc, tx_desc, .. } = p {
+        if let PortCfg::Dpdk {
+            rx_desc, tx_desc, ..
+        } = p
+        {
             pc.rx_desc = *rx_desc;
             pc.tx_desc = *tx_desc;
         }
@@ -425,7 +437,12 @@ pub fn build_ports(cfg: &mut Config) -> Result<RuntimePorts, String> {
                 });
             }
         }
-        PortCfg::Ring { .. } => return Err("ports.delivery: ring ports exist only inside one process (tests, `nmadp demo`)".into()),
+        PortCfg::Ring { .. } => {
+            return Err(
+                "ports.delivery: ring ports exist only inside one process (tests, `nmadp demo`)"
+                    .into(),
+            )
+        }
         PortCfg::Tun { .. } => return Err("ports.delivery: tun is an anchor-side port".into()),
         PortCfg::AfXdp { .. } | PortCfg::Dpdk { .. } => return Err(KERNEL_BYPASS_BOTH_SIDES.into()),
     }

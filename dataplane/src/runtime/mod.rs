@@ -433,7 +433,8 @@ impl Runtime {
                         }
                     }
                     // Pinned first: an EAL registration keeps the thread's affinity.
-                    let _ = started.send(bufs.thread_start(w).map_err(|e| format!("worker{w}: {e}")));
+                    let _ =
+                        started.send(bufs.thread_start(w).map_err(|e| format!("worker{w}: {e}")));
                     drop(started);
                     worker.run();
                 })
