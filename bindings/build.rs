@@ -51,6 +51,13 @@ mod dpdk {
         "rte_mempool_free",
         "rte_mempool_avail_count",
         "rte_mempool_in_use_count",
+        // Workers that are not EAL-launched register as non-EAL lcores (mempool caches).
+        "rte_thread_register",
+        "rte_thread_unregister",
+        // Back-to-back ethdev pairs over two rte_rings (tests, in-process links).
+        "rte_ring_create",
+        "rte_ring_free",
+        "rte_eth_from_rings",
         "nmadp_.*",
     ];
 
@@ -65,6 +72,8 @@ mod dpdk {
         "RTE_MAX_ETHPORTS",
         "RTE_ETH_LINK_UP",
         "RTE_VER_.*",
+        "RING_F_SP_ENQ",
+        "RING_F_SC_DEQ",
     ];
 
     fn cflags() -> Vec<String> {
@@ -98,6 +107,9 @@ mod dpdk {
             .unwrap_or_else(|e| panic!("DPDK >= 22.11 not found by pkg-config: {e}"));
         // rte_vdev_init lives in the vdev bus driver, which libdpdk.pc does not list.
         println!("cargo:rustc-link-lib=dylib=rte_bus_vdev");
+        // rte_eth_from_rings lives in the net_ring PMD (loaded again, the same object, by the
+        // EAL's plugin loader).
+        println!("cargo:rustc-link-lib=dylib=rte_net_ring");
         println!("cargo:version={}", lib.version);
 
         let cflags = cflags();

@@ -8,4 +8,6 @@
 #include <rte_errno.h>
 #include <rte_version.h>
 #include <rte_bus_vdev.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
 #include "shim.h"

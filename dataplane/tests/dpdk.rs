@@ -521,8 +521,8 @@ fn mac_str(m: [u8; 6]) -> String {
         .join(":")
 }
 
-/// Namespace `nmadp-dpdk-<pid>` with veth `nd<pid>n` inside and `nd<pid>k` outside; both are
-/// deleted on drop.
+/// Namespace `nmadp-dpdk-<tag><pid>` with veth `nd<tag><pid>n` inside and `nd<tag><pid>k`
+/// outside (`tag` keeps tests running at once apart); both are deleted on drop.
 struct VethNs {
     ns: String,
     outer: String,
@@ -536,22 +536,22 @@ impl Drop for VethNs {
     }
 }
 
-fn veth_ns() -> Option<VethNs> {
+fn veth_ns(tag: &str) -> Option<VethNs> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: needs root (network namespaces, AF_PACKET)");
         return None;
     }
     let pid = std::process::id();
-    let ns = format!("nmadp-dpdk-{pid}");
+    let ns = format!("nmadp-dpdk-{tag}{pid}");
     if let Err(e) = run("ip", &["netns", "add", &ns]) {
         eprintln!("skipped: cannot create a network namespace ({e})");
         return None;
     }
     let v = VethNs {
         ns,
-        outer: format!("nd{pid}k"),
-        inner: format!("nd{pid}n"),
+        outer: format!("nd{tag}{pid}k"),
+        inner: format!("nd{tag}{pid}n"),
     };
     let (ns, outer, inner) = (v.ns.as_str(), v.outer.as_str(), v.inner.as_str());
     must(
@@ -628,18 +628,42 @@ fn in_netns<T: Send + 'static>(
 #[test]
 fn af_packet_veth_both_ways() {
     let Some(eal) = eal() else { return };
-    let Some(v) = veth_ns() else { return };
+    let Some(v) = veth_ns("p") else { return };
     let vdev = format!("net_af_packet_t{}", std::process::id());
     eal.create_vdev(&vdev, &format!("iface={}", v.outer))
         .expect("net_af_packet vdev");
-    let mp = mempool(eal, 2047);
+    veth_both_ways(eal, v, &vdev, true);
+}
+
+/// DPDK's net_af_xdp on the veth (an AF_XDP socket on queue 0; the PMD loads its own XDP
+/// program, no bpffs needed). Same checks as over net_af_packet.
+#[test]
+fn af_xdp_veth_both_ways() {
+    let Some(eal) = eal() else { return };
+    let Some(v) = veth_ns("x") else { return };
+    let vdev = format!("net_af_xdp_t{}", std::process::id());
+    eal.create_vdev(
+        &vdev,
+        &format!("iface={},start_queue=0,queue_count=1", v.outer),
+    )
+    .expect("net_af_xdp vdev");
+    // The PMD's zero-copy umem keeps the mbufs of its fill ring after close: not all return.
+    veth_both_ways(eal, v, &vdev, false);
+}
+
+/// Kernel socket in the namespace -> DPDK port, and back, over vdev `vdev` on `v.outer`.
+fn veth_both_ways(eal: &'static Eal, v: VethNs, vdev: &str, all_mbufs_return: bool) {
+    let vdev = vdev.to_string();
+    // net_af_xdp fills its fill queue from this pool at queue setup (zero copy between umem
+    // and mbuf): 2047 mbufs are not enough ("Failed to get enough buffers for fq").
+    let mp = mempool(eal, 8191);
     let mut pool = MbufPool::new(mp.clone());
     let mut cfg = DpdkPortConfig::new(&vdev);
     cfg.mode = L2Mode::Ethernet {
         src_mac: MAC_D,
         dst_mac: MAC_N,
     };
-    let mut port = DpdkPort::open(eal, &cfg, mp.clone()).expect("open af_packet port");
+    let mut port = DpdkPort::open(eal, &cfg, mp.clone()).expect("open the port");
     assert_eq!(port.mac(), MAC_D, "the PMD takes the interface's MAC");
 
     // Namespace -> DPDK: a kernel UDP socket sends, the port receives the IP packet.
@@ -705,7 +729,9 @@ fn af_packet_veth_both_ways() {
     drop(out);
     drop(pool);
     drop(port);
-    eal.remove_vdev(&vdev).expect("remove af_packet vdev");
-    assert_eq!(mp.in_use(), 0);
+    eal.remove_vdev(&vdev).expect("remove the vdev");
+    if all_mbufs_return {
+        assert_eq!(mp.in_use(), 0);
+    }
     drop(v);
 }

@@ -12,8 +12,8 @@ pub mod render;
 pub mod server;
 
 use protocol::{
-    ClientInfo, CounterRow, CounterScope, LatencyInfo, PathInfo, Removed, Request, Response,
-    Status, SteeringInfo,
+    ClientInfo, CounterRow, CounterScope, LatencyInfo, PathInfo, PortsInfo, Removed, Request,
+    Response, Status, SteeringInfo,
 };
 
 use crate::config::SteeringMode;
@@ -66,6 +66,11 @@ pub trait AdminBackend: Send + Sync {
     fn metrics(&self) -> Result<String, String> {
         metrics::prometheus_from(self)
     }
+    /// `ports`: every port's counters per worker and the devices' own (with extended
+    /// statistics when `xstats`). The default answers that this backend has none.
+    fn ports(&self, _xstats: bool) -> Result<PortsInfo, String> {
+        Err("port statistics are not available from this daemon".into())
+    }
     /// `shutdown`: ask the daemon to stop; it is answered before the daemon stops. Must not
     /// wait for [`AdminServer::shutdown`] (it runs on one of the server's threads): signal the
     /// main thread instead.
@@ -100,6 +105,7 @@ pub fn dispatch(backend: &dyn AdminBackend, req: &Request) -> Response {
         Request::Counters { scope, client } => enc(backend.counters(*scope, client.as_deref())),
         Request::Latency => enc(backend.latency()),
         Request::Metrics => enc(backend.metrics()),
+        Request::Ports { xstats } => enc(backend.ports(*xstats)),
         Request::Shutdown => enc(backend.shutdown()),
     }
 }

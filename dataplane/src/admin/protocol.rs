@@ -80,6 +80,13 @@ pub enum Request {
     /// -> a string: Prometheus text exposition format 0.0.4.
     #[serde(rename = "metrics")]
     Metrics,
+    /// Every port's counters (per worker) and the devices' own (e.g. DPDK `rte_eth_stats`),
+    /// with extended statistics when `xstats`. -> [`PortsInfo`]
+    #[serde(rename = "ports")]
+    Ports {
+        #[serde(default)]
+        xstats: bool,
+    },
     /// Stops the daemon (after answering). -> `null`
     #[serde(rename = "shutdown")]
     Shutdown,
@@ -100,6 +107,7 @@ impl Request {
             Request::Counters { .. } => "counters",
             Request::Latency => "latency",
             Request::Metrics => "metrics",
+            Request::Ports { .. } => "ports",
             Request::Shutdown => "shutdown",
         }
     }
@@ -509,6 +517,53 @@ pub struct CounterRow {
     pub counters: CounterSet,
 }
 
+/// One port as a worker counts it (every kind of port).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRow {
+    pub worker: u16,
+    pub name: String,
+    /// `anchor` or `delivery`.
+    pub side: String,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_nobuf: u64,
+}
+
+/// A device's own counters (all its queues), e.g. a DPDK ethdev's `rte_eth_stats`:
+/// `rx_missed` is `imissed` (dropped by the device for lack of room), `rx_nobuf` is
+/// `rx_nombuf`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRow {
+    pub name: String,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_nobuf: u64,
+    /// Extended statistics (`name`, value), when asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xstats: Vec<(String, u64)>,
+    /// Why the counters could not be read (e.g. the device is closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Answer to `ports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortsInfo {
+    pub ports: Vec<PortRow>,
+    pub devices: Vec<DeviceRow>,
+}
+
 /// Latency percentiles of one histogram, in microseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencyInfo {
@@ -635,6 +690,7 @@ mod tests {
             },
             Request::Latency,
             Request::Metrics,
+            Request::Ports { xstats: true },
             Request::Shutdown,
         ];
         for r in all {

@@ -300,6 +300,81 @@ pub fn counters(scope: CounterScope, rows: &[CounterRow]) -> String {
     out
 }
 
+/// `ports` (and `ports --xstats`).
+pub fn ports(p: &super::protocol::PortsInfo) -> String {
+    let mut t = Table::new(&[
+        ("WORKER", L),
+        ("SIDE", L),
+        ("PORT", L),
+        ("RX PKTS", R),
+        ("RX BYTES", R),
+        ("TX PKTS", R),
+        ("TX BYTES", R),
+        ("RX DROP", R),
+        ("TX DROP", R),
+        ("RX ERR", R),
+        ("TX ERR", R),
+        ("NO BUF", R),
+    ]);
+    for r in &p.ports {
+        t.row(vec![
+            r.worker.to_string(),
+            r.side.clone(),
+            r.name.clone(),
+            r.rx_packets.to_string(),
+            r.rx_bytes.to_string(),
+            r.tx_packets.to_string(),
+            r.tx_bytes.to_string(),
+            r.rx_dropped.to_string(),
+            r.tx_dropped.to_string(),
+            r.rx_errors.to_string(),
+            r.tx_errors.to_string(),
+            r.rx_nobuf.to_string(),
+        ]);
+    }
+    let mut out = t.render();
+    if p.devices.is_empty() {
+        return out;
+    }
+    let mut d = Table::new(&[
+        ("DEVICE", L),
+        ("RX PKTS", R),
+        ("RX BYTES", R),
+        ("TX PKTS", R),
+        ("TX BYTES", R),
+        ("RX MISSED", R),
+        ("RX ERR", R),
+        ("TX ERR", R),
+        ("NO MBUF", R),
+    ]);
+    for r in &p.devices {
+        if let Some(e) = &r.error {
+            d.row(vec![r.name.clone(), e.clone()]);
+            continue;
+        }
+        d.row(vec![
+            r.name.clone(),
+            r.rx_packets.to_string(),
+            r.rx_bytes.to_string(),
+            r.tx_packets.to_string(),
+            r.tx_bytes.to_string(),
+            r.rx_missed.to_string(),
+            r.rx_errors.to_string(),
+            r.tx_errors.to_string(),
+            r.rx_nobuf.to_string(),
+        ]);
+    }
+    out.push_str("\ndevices\n");
+    out.push_str(&d.render());
+    for r in p.devices.iter().filter(|r| !r.xstats.is_empty()) {
+        out.push_str(&format!("\nxstats {}\n", r.name));
+        for (k, v) in &r.xstats {
+            out.push_str(&format!("  {k:<40} {v}\n"));
+        }
+    }
+    out
+}
+
 /// `latency`.
 pub fn latency(ls: &[LatencyInfo]) -> String {
     let mut t = Table::new(&[

@@ -67,6 +67,13 @@ enum Command {
     Latency,
     /// Prometheus text exposition format.
     Metrics,
+    /// Per-port rx/tx/dropped/error counters of every worker, and the devices' own counters
+    /// (DPDK: rte_eth_stats, with --xstats the extended statistics).
+    Ports {
+        /// Also the devices' extended statistics.
+        #[arg(long)]
+        xstats: bool,
+    },
     /// Stop the daemon.
     Shutdown,
 }
@@ -241,6 +248,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Latency => c.run(Request::Latency, |l: &Vec<LatencyInfo>| render::latency(l)),
         Command::Metrics => c.run(Request::Metrics, |s: &String| s.clone()),
+        Command::Ports { xstats } => c.run(Request::Ports { xstats: *xstats }, render::ports),
         Command::Shutdown => c.run(Request::Shutdown, |_: &serde_json::Value| {
             "the daemon is shutting down\n".to_owned()
         }),

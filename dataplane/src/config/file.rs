@@ -21,8 +21,22 @@ pub(crate) struct File {
     pub control: FileControl,
     #[serde(default, skip_serializing_if = "FileDefaults::is_empty")]
     pub defaults: FileDefaults,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpdk: Option<FileDpdk>,
     #[serde(default, rename = "client", skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<FileClient>,
+}
+
+/// `[dpdk]`: the EAL and the mbuf pools (ports of kind `dpdk` or `af-xdp`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileDpdk {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eal_args: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mbufs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mbuf_cache: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +79,8 @@ pub(crate) struct FilePort {
     pub mtu: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pci: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rx_desc: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

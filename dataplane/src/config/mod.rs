@@ -87,7 +87,10 @@ pub enum Port {
         iface: Option<String>,
     },
     Dpdk {
-        pci: String,
+        /// Ethdev to open: a vdev spec (`net_ring0`, `net_af_packet0,iface=veth1`,
+        /// `net_af_xdp0,iface=veth1,start_queue=0,queue_count=1`) or a PCI address. File key
+        /// `device` (or `pci`).
+        device: String,
         queues: u16,
         rx_desc: u16,
         tx_desc: u16,
@@ -507,7 +510,33 @@ pub struct Config {
     pub ports: Ports,
     pub control: Control,
     pub defaults: Defaults,
+    /// `[dpdk]`, when the file has one.
+    pub dpdk: Option<Dpdk>,
     pub clients: Vec<Client>,
+}
+
+/// `[dpdk]`: EAL arguments and mbuf pools for ports of kind `dpdk` and `af-xdp` (build
+/// feature `dpdk`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dpdk {
+    /// EAL arguments (without the program name). Empty: `-l 0 --no-pci --no-telemetry
+    /// --file-prefix nmadp-<pid>` plus the memory flags of `deploy/dpdk-env.sh`
+    /// (`--in-memory --huge-dir /run/nmadp/hugepages` when mounted, else `--no-huge -m 512`).
+    pub eal_args: Vec<String>,
+    /// Mbufs per mempool (one mempool per NUMA socket of the workers). Default 16383.
+    pub mbufs: u32,
+    /// Per-lcore mempool cache. Default 256.
+    pub mbuf_cache: u32,
+}
+
+impl Default for Dpdk {
+    fn default() -> Self {
+        Dpdk {
+            eal_args: Vec::new(),
+            mbufs: 16_383,
+            mbuf_cache: 256,
+        }
+    }
 }
 
 impl Config {

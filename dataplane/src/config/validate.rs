@@ -159,6 +159,28 @@ fn build(f: &File, host: &HostInfo, p: &mut Problems) -> Config {
     };
     let control = control(p, &root.key("control"), &f.control, node.role);
     let defaults = defaults(p, &root.key("defaults"), &f.defaults);
+    let dpdk = f.dpdk.as_ref().map(|d| {
+        let at = root.key("dpdk");
+        let def = Dpdk::default();
+        let eal_args = d.eal_args.clone().unwrap_or_default();
+        for (i, a) in eal_args.iter().enumerate() {
+            if a.contains('\0') {
+                p.push(at.key("eal_args").idx(i), "contains a NUL byte");
+            }
+        }
+        Dpdk {
+            eal_args,
+            mbufs: ranged(p, at.key("mbufs"), d.mbufs, def.mbufs.into(), 1023, 1 << 24) as u32,
+            mbuf_cache: ranged(
+                p,
+                at.key("mbuf_cache"),
+                d.mbuf_cache,
+                def.mbuf_cache.into(),
+                0,
+                512,
+            ) as u32,
+        }
+    });
     let mut clients = Vec::new();
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut anchors: HashMap<IpAddr, usize> = HashMap::new();
@@ -203,6 +225,7 @@ fn build(f: &File, host: &HostInfo, p: &mut Problems) -> Config {
         ports,
         control,
         defaults,
+        dpdk,
         clients,
     }
 }
@@ -297,7 +320,8 @@ fn port_keys(k: PortKind) -> (&'static [&'static str], &'static [&'static str]) 
         PortKind::AfPacket | PortKind::AfXdp => (&["iface", "queues"], &["iface"]),
         PortKind::Tun => (&["iface", "mtu"], &["iface"]),
         PortKind::Udp => (&["iface"], &[]),
-        PortKind::Dpdk => (&["pci", "queues", "rx_desc", "tx_desc"], &["pci"]),
+        // `device` or `pci` (checked below).
+        PortKind::Dpdk => (&["device", "pci", "queues", "rx_desc", "tx_desc"], &[]),
     }
 }
 
@@ -311,6 +335,7 @@ fn port(p: &mut Problems, at: &Path, f: &FilePort, side: &str) -> Port {
         ("queues", f.queues.is_some()),
         ("mtu", f.mtu.is_some()),
         ("pci", f.pci.is_some()),
+        ("device", f.device.is_some()),
         ("rx_desc", f.rx_desc.is_some()),
         ("tx_desc", f.tx_desc.is_some()),
     ];
@@ -372,12 +397,29 @@ fn port(p: &mut Problems, at: &Path, f: &FilePort, side: &str) -> Port {
             iface: f.iface.clone(),
         },
         PortKind::Dpdk => {
-            let pci = f.pci.clone().unwrap_or_default();
-            if f.pci.is_some() {
-                non_empty(p, at.key("pci"), &pci);
-            }
+            let device = match (&f.device, &f.pci) {
+                (Some(d), None) => {
+                    non_empty(p, at.key("device"), d);
+                    d.clone()
+                }
+                (None, Some(d)) => {
+                    non_empty(p, at.key("pci"), d);
+                    d.clone()
+                }
+                (Some(_), Some(_)) => {
+                    p.push(at.key("pci"), "give `device` or `pci`, not both");
+                    String::new()
+                }
+                (None, None) => {
+                    p.push(
+                        at.key("device"),
+                        "is required for kind = \"dpdk\" (a vdev spec such as \"net_af_packet0,iface=eth1\", or a PCI address)",
+                    );
+                    String::new()
+                }
+            };
             Port::Dpdk {
-                pci,
+                device,
                 queues,
                 rx_desc: ranged(p, at.key("rx_desc"), f.rx_desc, 1024, 64, 4096) as u16,
                 tx_desc: ranged(p, at.key("tx_desc"), f.tx_desc, 1024, 64, 4096) as u16,
@@ -1192,6 +1234,7 @@ fn file_port(port: &Port) -> FilePort {
         queues: None,
         mtu: None,
         pci: None,
+        device: None,
         rx_desc: None,
         tx_desc: None,
     };
@@ -1210,12 +1253,12 @@ fn file_port(port: &Port) -> FilePort {
         }
         Port::Udp { iface } => f.iface = iface.clone(),
         Port::Dpdk {
-            pci,
+            device,
             queues,
             rx_desc,
             tx_desc,
         } => {
-            f.pci = Some(pci.clone());
+            f.device = Some(device.clone());
             f.queues = Some((*queues).into());
             f.rx_desc = Some((*rx_desc).into());
             f.tx_desc = Some((*tx_desc).into());
@@ -1257,6 +1300,11 @@ pub(crate) fn to_file(c: &Config) -> File {
                 dead_after: Some(d.probe.dead_after.into()),
             }),
         },
+        dpdk: c.dpdk.as_ref().map(|d| FileDpdk {
+            eal_args: Some(d.eal_args.clone()),
+            mbufs: Some(d.mbufs.into()),
+            mbuf_cache: Some(d.mbuf_cache.into()),
+        }),
         clients: c.clients.iter().map(file_client).collect(),
     }
 }

@@ -1073,3 +1073,262 @@ impl Port<Mbuf> for DpdkPort {
         self.stats
     }
 }
+
+impl crate::runtime::pool::WorkerBufPool<Mbuf> for MbufPool {
+    fn cached(&self) -> usize {
+        self.stash.len()
+    }
+
+    fn flush(&mut self) {
+        for m in self.stash.drain(..) {
+            // SAFETY: stashed mbufs are owned by us and never handed out.
+            drop(unsafe { Mbuf::from_raw(m) });
+        }
+    }
+}
+
+impl Eal {
+    /// Registers the calling thread as a non-EAL lcore (`rte_thread_register`, DPDK >= 20.11):
+    /// it gets an lcore id, so mempool per-lcore caches work on it. Returns the lcore id.
+    ///
+    /// Why not `rte_eal_remote_launch`: the runtime owns its threads (names, pinning to
+    /// `node.cores`, bounded joins at shutdown) and runs the same code over heap buffers;
+    /// registering keeps all that and costs nothing per packet. The EAL refuses it while a
+    /// secondary process is attached (multi-process in use).
+    pub fn register_thread(&self) -> Result<u32> {
+        // SAFETY: the EAL is initialised (we hold `&Eal`); no other precondition.
+        if unsafe { sys::rte_thread_register() } != 0 {
+            return Err(DpdkError::from_rte_errno("rte_thread_register"));
+        }
+        // SAFETY: trivial getter of the calling thread's lcore id.
+        Ok(unsafe { sys::nmadp_lcore_id() })
+    }
+
+    /// Releases the calling thread's lcore id (`rte_thread_unregister`); harmless on a thread
+    /// that did not register.
+    pub fn unregister_thread(&self) {
+        // SAFETY: the EAL is initialised; a thread without a non-EAL lcore id is left alone.
+        unsafe { sys::rte_thread_unregister() }
+    }
+
+    /// Creates two ethdevs joined back to back (`rte_eth_from_rings` over two single-producer
+    /// single-consumer rings of `size` slots): what `a` transmits `b` receives and the other
+    /// way round, one queue pair each. The `net_ring` vdev cannot do this (its queue `i`
+    /// transmits into its own rx queue `i`, and `nodeaction=...:ATTACH` shares those same
+    /// rings). Used for in-process links (tests). The rings are never freed. Returns the two
+    /// ethdev names, `net_ring_<a>` and `net_ring_<b>`.
+    pub fn ring_pair(&self, a: &str, b: &str, size: u32) -> Result<(String, String)> {
+        let op = format!("ring_pair({a}, {b})");
+        let ca = cstring(&op, a)?;
+        let cb = cstring(&op, b)?;
+        let ra = cstring(&op, &format!("{a}>{b}"))?;
+        let rb = cstring(&op, &format!("{b}>{a}"))?;
+        let flags = sys::RING_F_SP_ENQ | sys::RING_F_SC_DEQ;
+        let _g = self.lock();
+        // SAFETY: trivial getter.
+        let any = unsafe { sys::nmadp_socket_id_any() };
+        // SAFETY: valid names; EAL initialised.
+        let ab = unsafe { sys::rte_ring_create(ra.as_ptr(), size, any, flags) };
+        if ab.is_null() {
+            return Err(DpdkError::from_rte_errno(format!("{op}: rte_ring_create")));
+        }
+        // SAFETY: as above.
+        let ba = unsafe { sys::rte_ring_create(rb.as_ptr(), size, any, flags) };
+        if ba.is_null() {
+            let e = DpdkError::from_rte_errno(format!("{op}: rte_ring_create"));
+            // SAFETY: created above, used by nothing.
+            unsafe { sys::rte_ring_free(ab) };
+            return Err(e);
+        }
+        let numa = u32::try_from(any).unwrap_or(u32::MAX);
+        // SAFETY: valid name, arrays of one valid ring each; the ethdev keeps the ring
+        // pointers (the rings live for the rest of the process).
+        let r = unsafe { sys::rte_eth_from_rings(ca.as_ptr(), &ba, 1, &ab, 1, numa) };
+        if r < 0 {
+            return Err(DpdkError::from_rte_errno(format!(
+                "{op}: rte_eth_from_rings"
+            )));
+        }
+        // SAFETY: as above, the other way round.
+        let r = unsafe { sys::rte_eth_from_rings(cb.as_ptr(), &ab, 1, &ba, 1, numa) };
+        if r < 0 {
+            return Err(DpdkError::from_rte_errno(format!(
+                "{op}: rte_eth_from_rings"
+            )));
+        }
+        Ok((format!("net_ring_{a}"), format!("net_ring_{b}")))
+    }
+}
+
+/// The NUMA node of CPU `core` (from sysfs), 0 when unknown.
+pub fn cpu_socket(core: usize) -> i32 {
+    let dir = format!("/sys/devices/system/cpu/cpu{core}");
+    std::fs::read_dir(dir)
+        .ok()
+        .and_then(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix("node"))
+                        .and_then(|n| n.parse::<i32>().ok())
+                })
+                .next()
+        })
+        .unwrap_or(0)
+}
+
+/// The runtime's [`Buffers`](crate::runtime::pool::Buffers) over DPDK: mbufs from one mempool
+/// per NUMA socket (a worker's pool is the one of its socket), workers registered as non-EAL
+/// lcores at start ([`Eal::register_thread`]) so that the mempool's per-lcore cache serves
+/// them, and unregistered at exit.
+pub struct DpdkBuffers {
+    eal: &'static Eal,
+    /// `(socket, pool)`; `socket` -1 is "any".
+    pools: Vec<(i32, Arc<Mempool>)>,
+    /// Index into `pools` of each worker.
+    worker_pool: Vec<usize>,
+}
+
+impl DpdkBuffers {
+    /// One mempool of `mbufs` mbufs (cache `cache`, DPDK's default data room) per distinct
+    /// socket of the workers' `cores` (`cores[w]` of worker `w`; workers without a core share a
+    /// pool on any socket). Pool names start with `name` (at most 20 bytes).
+    pub fn new(
+        eal: &'static Eal,
+        name: &str,
+        workers: usize,
+        cores: &[u32],
+        mbufs: u32,
+        cache: u32,
+    ) -> Result<DpdkBuffers> {
+        // SAFETY: trivial getters.
+        let (any, room) = unsafe {
+            (
+                sys::nmadp_socket_id_any(),
+                sys::nmadp_mbuf_default_buf_size(),
+            )
+        };
+        let mut pools: Vec<(i32, Arc<Mempool>)> = Vec::new();
+        let mut worker_pool = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let socket = cores.get(w).map_or(any, |&c| cpu_socket(c as usize));
+            let i = match pools.iter().position(|(s, _)| *s == socket) {
+                Some(i) => i,
+                None => {
+                    let pname = format!("{name}_s{}", pools.len());
+                    let mp = match Mempool::new(eal, &pname, mbufs, cache, room, Some(socket)) {
+                        Ok(mp) => mp,
+                        // Memory on that socket may be missing (--no-huge, -m): any will do.
+                        Err(_) if socket != any => {
+                            Mempool::new(eal, &pname, mbufs, cache, room, None)?
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    pools.push((socket, mp));
+                    pools.len() - 1
+                }
+            };
+            worker_pool.push(i);
+        }
+        if pools.is_empty() {
+            let mp = Mempool::new(eal, &format!("{name}_s0"), mbufs, cache, room, None)?;
+            pools.push((any, mp));
+        }
+        Ok(DpdkBuffers {
+            eal,
+            pools,
+            worker_pool,
+        })
+    }
+
+    /// The mempool worker `w` allocates from.
+    pub fn mempool(&self, w: usize) -> &Arc<Mempool> {
+        let i = self.worker_pool.get(w).copied().unwrap_or(0);
+        &self.pools[i].1
+    }
+
+    /// The mempool for a device on `socket` (its own socket's, else the first).
+    pub fn mempool_for_socket(&self, socket: i32) -> &Arc<Mempool> {
+        self.pools
+            .iter()
+            .find(|(s, _)| *s == socket)
+            .map_or(&self.pools[0].1, |(_, p)| p)
+    }
+
+    /// Every mempool with its socket.
+    pub fn mempools(&self) -> &[(i32, Arc<Mempool>)] {
+        &self.pools
+    }
+}
+
+impl crate::runtime::pool::Buffers for DpdkBuffers {
+    type Buf = Mbuf;
+    type Pool = MbufPool;
+
+    fn worker_pool(&self, worker: usize) -> MbufPool {
+        MbufPool::new(self.mempool(worker).clone())
+    }
+
+    fn thread_start(&self, _worker: usize) -> std::result::Result<(), String> {
+        self.eal
+            .register_thread()
+            .map(|_| ())
+            .map_err(|e| format!("{e} (the worker runs without a mempool cache)"))
+    }
+
+    fn thread_stop(&self, _worker: usize) {
+        self.eal.unregister_thread();
+    }
+}
+
+/// The device behind a [`DpdkPort`], for reading its counters from another thread
+/// ([`crate::runtime::PortDevice`]). Does not keep the device open: once every queue handle is
+/// gone, reads fail with "closed".
+#[derive(Clone)]
+pub struct DpdkDevice {
+    dev: std::sync::Weak<Device>,
+    name: String,
+}
+
+impl DpdkPort {
+    /// A handle on this port's device for its counters.
+    pub fn device(&self) -> DpdkDevice {
+        DpdkDevice {
+            dev: Arc::downgrade(&self.dev),
+            name: self.dev.name.clone(),
+        }
+    }
+}
+
+impl DpdkDevice {
+    fn port(&self) -> std::result::Result<DpdkPort, String> {
+        let dev = self
+            .dev
+            .upgrade()
+            .ok_or_else(|| format!("{}: closed", self.name))?;
+        // A handle that claims no queue: only its device-level calls are used.
+        Ok(DpdkPort {
+            dev,
+            queue: u16::MAX,
+            mode: L2Mode::Raw,
+            label: String::new(),
+            stats: PortStats::default(),
+            extra: DpdkExtraStats::default(),
+        })
+    }
+}
+
+impl crate::runtime::PortDevice for DpdkDevice {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn device_stats(&self) -> std::result::Result<PortStats, String> {
+        self.port()?.device_stats().map_err(|e| e.to_string())
+    }
+
+    fn xstats(&self) -> std::result::Result<Vec<(String, u64)>, String> {
+        self.port()?.xstats().map_err(|e| e.to_string())
+    }
+}

@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 
 use crate::admin::protocol::{
-    ClientInfo, CounterRow, CounterScope, CounterSet, DropCounts, LatencyInfo, PathInfo,
-    PathStateName, Status, SteeringInfo, PROTOCOL_VERSION,
+    ClientInfo, CounterRow, CounterScope, CounterSet, DeviceRow, DropCounts, LatencyInfo, PathInfo,
+    PathStateName, PortRow, PortsInfo, Status, SteeringInfo, PROTOCOL_VERSION,
 };
 use crate::admin::AdminBackend;
 use crate::config::{Role, SteeringMode};
@@ -286,6 +286,71 @@ impl AdminBackend for RuntimeHandle {
             }
         }
         Ok(v)
+    }
+
+    fn ports(&self, xstats: bool) -> Result<PortsInfo, String> {
+        let mut ports = Vec::new();
+        for s in self.snapshots() {
+            for p in &s.ports {
+                let st = p.stats;
+                ports.push(PortRow {
+                    worker: s.worker,
+                    name: p.name.clone(),
+                    side: p.side.to_owned(),
+                    rx_packets: st.rx_packets,
+                    rx_bytes: st.rx_bytes,
+                    tx_packets: st.tx_packets,
+                    tx_bytes: st.tx_bytes,
+                    rx_dropped: st.rx_dropped,
+                    tx_dropped: st.tx_dropped,
+                    rx_errors: st.rx_errors,
+                    tx_errors: st.tx_errors,
+                    rx_nobuf: st.rx_nobuf,
+                });
+            }
+        }
+        // Device counters are read here, on the admin thread (rte_eth_stats_get and the
+        // xstats calls may run beside the fast path).
+        let devices = self
+            .devices()
+            .iter()
+            .map(|d| {
+                let mut row = DeviceRow {
+                    name: d.name(),
+                    rx_packets: 0,
+                    rx_bytes: 0,
+                    tx_packets: 0,
+                    tx_bytes: 0,
+                    rx_missed: 0,
+                    rx_errors: 0,
+                    tx_errors: 0,
+                    rx_nobuf: 0,
+                    xstats: Vec::new(),
+                    error: None,
+                };
+                match d.device_stats() {
+                    Ok(st) => {
+                        row.rx_packets = st.rx_packets;
+                        row.rx_bytes = st.rx_bytes;
+                        row.tx_packets = st.tx_packets;
+                        row.tx_bytes = st.tx_bytes;
+                        row.rx_missed = st.rx_dropped;
+                        row.rx_errors = st.rx_errors;
+                        row.tx_errors = st.tx_errors;
+                        row.rx_nobuf = st.rx_nobuf;
+                    }
+                    Err(e) => row.error = Some(e),
+                }
+                if xstats && row.error.is_none() {
+                    match d.xstats() {
+                        Ok(x) => row.xstats = x,
+                        Err(e) => row.error = Some(e),
+                    }
+                }
+                row
+            })
+            .collect();
+        Ok(PortsInfo { ports, devices })
     }
 
     fn shutdown(&self) -> Result<(), String> {

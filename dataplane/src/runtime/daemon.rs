@@ -136,15 +136,17 @@ fn anchor_port(
             })
             .map_err(|e| format!("tun {iface}: {e}"))?;
             if w == 0 {
-                tun.set_mtu(u32::from(*mtu)).map_err(|e| format!("tun {iface}: mtu: {e}"))?;
+                tun.set_mtu(u32::from(*mtu))
+                    .map_err(|e| format!("tun {iface}: mtu: {e}"))?;
                 tun.set_up().map_err(|e| format!("tun {iface}: up: {e}"))?;
             }
             Ok(Some(Box::new(tun)))
         }
-        PortCfg::Ring { .. } => Err("ports.anchor: ring ports exist only inside one process (tests, `nmadp demo`)".into()),
-        PortCfg::AfXdp { .. } => Err("ports.anchor: af-xdp is not available in this build".into()),
+        PortCfg::Ring { .. } => Err(
+            "ports.anchor: ring ports exist only inside one process (tests, `nmadp demo`)".into(),
+        ),
+        PortCfg::AfXdp { .. } | PortCfg::Dpdk { .. } => Err(KERNEL_BYPASS_BOTH_SIDES.into()),
         PortCfg::Udp { .. } => Err("ports.anchor: udp is a delivery-side port".into()),
-        PortCfg::Dpdk { .. } => Err("ports.anchor: dpdk needs the `dpdk` build feature and its port (not wired into the runtime yet)".into()),
     }
 }
 
@@ -201,6 +203,223 @@ fn udp_ports(cfg: &mut Config, iface: &Option<String>) -> Result<Vec<DeliveryPor
         .collect())
 }
 
+#[cfg(feature = "dpdk")]
+const KERNEL_BYPASS_BOTH_SIDES: &str = "ports: dpdk and af-xdp ports move mbufs: both sides must be dpdk or af-xdp (mixing them with af-packet, tun or udp ports is not supported)";
+#[cfg(not(feature = "dpdk"))]
+const KERNEL_BYPASS_BOTH_SIDES: &str = "ports: dpdk and af-xdp ports need a build with the `dpdk` feature (af-xdp runs through DPDK's net_af_xdp driver)";
+
+/// Whether a port kind runs over DPDK (mbufs).
+fn is_dpdk(p: &PortCfg) -> bool {
+    matches!(p, PortCfg::AfXdp { .. } | PortCfg::Dpdk { .. })
+}
+
+/// Builds the ports `cfg` names and starts the runtime over them: heap buffers for kernel
+/// ports ([`build_ports`], [`Runtime::start_with`]), mbufs when both sides are `dpdk` or
+/// `af-xdp` ([`dpdk_run::start`]).
+pub fn start_runtime(cfg: &mut Config, opts: RuntimeOptions) -> Result<RuntimeHandle, String> {
+    if is_dpdk(&cfg.ports.anchor) || is_dpdk(&cfg.ports.delivery) {
+        #[cfg(feature = "dpdk")]
+        {
+            if !(is_dpdk(&cfg.ports.anchor) && is_dpdk(&cfg.ports.delivery)) {
+                return Err(KERNEL_BYPASS_BOTH_SIDES.into());
+            }
+            return dpdk_run::start(cfg, opts);
+        }
+        #[cfg(not(feature = "dpdk"))]
+        return Err(KERNEL_BYPASS_BOTH_SIDES.into());
+    }
+    let ports = build_ports(cfg)?;
+    Runtime::start_with(cfg.clone(), ports, opts).map_err(|e| e.to_string())
+}
+
+/// DPDK ports for the runtime (feature `dpdk`).
+#[cfg(feature = "dpdk")]
+pub mod dpdk_run {
+    use std::sync::Arc;
+
+    use crate::config::{Config, Port as PortCfg};
+    use crate::ports::dpdk::{
+        DpdkBuffers, DpdkDevice, DpdkPort, DpdkPortConfig, Eal, L2Mode, Mbuf,
+    };
+    use crate::runtime::{
+        DeliveryPort, PathSet, Runtime, RuntimeHandle, RuntimeOptions, RuntimePorts, WorkerPorts,
+    };
+
+    /// Where `deploy/dpdk-env.sh` mounts hugepages.
+    pub const HUGE_DIR: &str = "/run/nmadp/hugepages";
+
+    /// `deploy/dpdk-env.sh`'s choice of memory flags, without changing the system: hugepages
+    /// when `dir` is a mounted hugetlbfs with at least 128 free 2 MiB pages, else
+    /// `--no-huge -m 512`.
+    pub fn memory_flags(dir: &str) -> Vec<String> {
+        let mounted = std::fs::read_to_string("/proc/mounts")
+            .map(|m| m.lines().any(|l| l.contains(&format!(" {dir} hugetlbfs "))))
+            .unwrap_or(false);
+        let free = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("HugePages_Free:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        if mounted && free >= 128 {
+            vec!["--in-memory".into(), "--huge-dir".into(), dir.into()]
+        } else {
+            vec!["--no-huge".into(), "-m".into(), "512".into()]
+        }
+    }
+
+    /// The EAL arguments for `cfg`: `[dpdk] eal_args` when given, else `-l <slow_path_core or
+    /// 0> --no-telemetry --file-prefix nmadp-<pid>` (`--no-pci` unless a device looks like a
+    /// PCI address) and [`memory_flags`].
+    pub fn eal_args(cfg: &Config) -> Vec<String> {
+        if let Some(d) = cfg.dpdk.as_ref().filter(|d| !d.eal_args.is_empty()) {
+            return d.eal_args.clone();
+        }
+        let core = cfg.node.slow_path_core.unwrap_or(0);
+        let mut a: Vec<String> = vec![
+            "-l".into(),
+            core.to_string(),
+            "--no-telemetry".into(),
+            "--file-prefix".into(),
+            format!("nmadp-{}", std::process::id()),
+        ];
+        let pci = [&cfg.ports.anchor, &cfg.ports.delivery]
+            .iter()
+            .any(|p| matches!(p, PortCfg::Dpdk { device, .. } if !device.starts_with("net_")));
+        if !pci {
+            a.push("--no-pci".into());
+        }
+        a.extend(memory_flags(HUGE_DIR));
+        a
+    }
+
+    /// The device spec of a port: `(ethdev name, vdev arguments or None for a PCI device)`.
+    /// `af-xdp` becomes DPDK's `net_af_xdp` vdev on the interface, one queue per worker.
+    pub fn device_spec(
+        p: &PortCfg,
+        side: &str,
+        workers: usize,
+    ) -> Result<(String, Option<String>), String> {
+        match p {
+            PortCfg::AfXdp { iface, .. } => Ok((
+                format!("net_af_xdp_{side}"),
+                Some(format!("iface={iface},start_queue=0,queue_count={workers}")),
+            )),
+            PortCfg::Dpdk { device, .. } => {
+                let (name, args) = device.split_once(',').unwrap_or((device.as_str(), ""));
+                if name.starts_with("net_") {
+                    Ok((name.to_string(), Some(args.to_string())))
+                } else {
+                    Ok((name.to_string(), None))
+                }
+            }
+            _ => Err(format!("ports.{side}: not a DPDK port")),
+        }
+    }
+
+    /// Opens one side's device with a queue pair per worker (RSS when several) and returns
+    /// each worker's queue handle. IP packets inside, Ethernet on the wire: frames go out from
+    /// the device's MAC to the broadcast address (AMBIGUITY, as for af-packet ports: the file
+    /// names no next-hop MAC; peers must accept broadcast-addressed unicast IP, which Linux
+    /// does by default).
+    pub fn open_side(
+        eal: &'static Eal,
+        p: &PortCfg,
+        side: &str,
+        workers: usize,
+        buffers: &DpdkBuffers,
+    ) -> Result<Vec<DpdkPort>, String> {
+        let (name, vdev) = device_spec(p, side, workers)?;
+        if let Some(args) = &vdev {
+            // Already there when given with --vdev in eal_args.
+            if !eal_has_port(&name) {
+                eal.create_vdev(&name, args)
+                    .map_err(|e| format!("ports.{side}: {e}"))?;
+            }
+        }
+        let mut pc = DpdkPortConfig::new(&name);
+        pc.queues = u16::try_from(workers).map_err(|_| "too many workers".to_string())?;
+        if let PortCfg::Dpdk {
+            rx_desc, tx_desc, ..
+        } = p
+        {
+            pc.rx_desc = *rx_desc;
+            pc.tx_desc = *tx_desc;
+        }
+        let pool = buffers.mempool_for_socket(-1).clone();
+        let mut q0 = DpdkPort::open(eal, &pc, pool).map_err(|e| format!("ports.{side}: {e}"))?;
+        q0.set_mode(L2Mode::Ethernet {
+            src_mac: q0.mac(),
+            dst_mac: [0xff; 6],
+        });
+        let mut out = Vec::with_capacity(workers);
+        for q in 1..pc.queues {
+            out.push(q0.queue(q).map_err(|e| format!("ports.{side}: {e}"))?);
+        }
+        out.insert(0, q0);
+        Ok(out)
+    }
+
+    fn eal_has_port(name: &str) -> bool {
+        let Ok(n) = std::ffi::CString::new(name) else {
+            return false;
+        };
+        let mut id = 0u16;
+        // SAFETY: valid string and out-pointer.
+        unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(n.as_ptr(), &mut id) == 0 }
+    }
+
+    /// Initialises the EAL (once per process, from a short-lived thread: `rte_eal_init` pins
+    /// its caller to the main lcore).
+    pub fn init_eal(cfg: &Config) -> Result<&'static Eal, String> {
+        let args = eal_args(cfg);
+        let a2 = args.clone();
+        std::thread::spawn(move || Eal::init(&a2).map_err(|e| e.to_string()))
+            .join()
+            .map_err(|_| "EAL initialisation panicked".to_string())?
+            .map_err(|e| format!("dpdk: EAL arguments {args:?}: {e}"))
+    }
+
+    /// Ports of both sides over mbufs, with their buffers and devices.
+    pub fn build(
+        cfg: &Config,
+        eal: &'static Eal,
+    ) -> Result<(RuntimePorts<Mbuf>, DpdkBuffers, Vec<DpdkDevice>), String> {
+        let n = usize::from(cfg.node.workers.max(1));
+        let d = cfg.dpdk.clone().unwrap_or_default();
+        let buffers = DpdkBuffers::new(eal, "nmadp", n, &cfg.node.cores, d.mbufs, d.mbuf_cache)
+            .map_err(|e| format!("dpdk: {e}"))?;
+        let anchors = open_side(eal, &cfg.ports.anchor, "anchor", n, &buffers)?;
+        let deliveries = open_side(eal, &cfg.ports.delivery, "delivery", n, &buffers)?;
+        let devices = vec![anchors[0].device(), deliveries[0].device()];
+        let workers = anchors
+            .into_iter()
+            .zip(deliveries)
+            .map(|(a, d)| WorkerPorts {
+                anchor: Some(Box::new(a) as Box<dyn crate::ports::Port<Mbuf>>),
+                delivery: vec![DeliveryPort {
+                    port: Box::new(d),
+                    paths: PathSet::All,
+                }],
+            })
+            .collect();
+        Ok((RuntimePorts { workers }, buffers, devices))
+    }
+
+    /// Initialises the EAL, opens the ports and starts the runtime over them.
+    pub fn start(cfg: &mut Config, opts: RuntimeOptions) -> Result<RuntimeHandle, String> {
+        let eal = init_eal(cfg)?;
+        let (ports, buffers, devices) = build(cfg, eal)?;
+        let h = Runtime::start_on(cfg.clone(), ports, buffers, opts).map_err(|e| e.to_string())?;
+        for d in devices {
+            h.add_device(Arc::new(d));
+        }
+        Ok(h)
+    }
+}
+
 /// Opens the ports `cfg` names for `cfg.node.workers` workers.
 pub fn build_ports(cfg: &mut Config) -> Result<RuntimePorts, String> {
     let n = usize::from(cfg.node.workers.max(1));
@@ -218,10 +437,14 @@ pub fn build_ports(cfg: &mut Config) -> Result<RuntimePorts, String> {
                 });
             }
         }
-        PortCfg::Ring { .. } => return Err("ports.delivery: ring ports exist only inside one process (tests, `nmadp demo`)".into()),
-        PortCfg::AfXdp { .. } => return Err("ports.delivery: af-xdp is not available in this build".into()),
+        PortCfg::Ring { .. } => {
+            return Err(
+                "ports.delivery: ring ports exist only inside one process (tests, `nmadp demo`)"
+                    .into(),
+            )
+        }
         PortCfg::Tun { .. } => return Err("ports.delivery: tun is an anchor-side port".into()),
-        PortCfg::Dpdk { .. } => return Err("ports.delivery: dpdk needs the `dpdk` build feature and its port (not wired into the runtime yet)".into()),
+        PortCfg::AfXdp { .. } | PortCfg::Dpdk { .. } => return Err(KERNEL_BYPASS_BOTH_SIDES.into()),
     }
     // A TUN anchor with one worker queue per worker only when several workers.
     for (w, wp) in workers.iter_mut().enumerate() {
@@ -262,20 +485,13 @@ pub fn run(path: &Path, expect: Option<Role>, opts: &RunOptions) -> i32 {
         }
     }
     install_signal_handlers();
-    let ports = match build_ports(&mut cfg) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            return 1;
-        }
-    };
     let mut ropts = RuntimeOptions::default();
     ropts.loop_options.busy_poll = opts.busy_poll;
     let admin_path = opts
         .admin_socket
         .clone()
         .unwrap_or_else(|| cfg.node.admin_socket.clone());
-    let handle = match Runtime::start_with(cfg, ports, ropts) {
+    let handle = match start_runtime(&mut cfg, ropts) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("{}: {e}", path.display());

@@ -15,7 +15,10 @@
 //!   that arrive elsewhere are handed to the owner over a single-producer/single-consumer ring
 //!   (a crossbeam `ArrayQueue` per ordered pair of workers; full ring = counted drop). Outputs
 //!   for a port another worker holds travel back the same way.
-//! * Buffers come from one bounded [`pool::SharedPool`] with a cache per worker.
+//! * Buffers come from a [`pool::Buffers`]: by default ([`Runtime::start_with`]) one bounded
+//!   [`pool::SharedPool`] of `HeapBuf`s with a cache per worker; [`Runtime::start_on`] takes
+//!   any other (with the `dpdk` feature, `ports::dpdk::DpdkBuffers`: mbufs, a mempool per NUMA
+//!   socket, worker threads registered as EAL lcores).
 //! * Configuration changes are [`worker::Command`]s on each worker's command ring, applied
 //!   between bursts; the handle waits for the owner's answer where there is one.
 //! * Statistics: [`stats`].
@@ -45,13 +48,13 @@ use crossbeam::queue::ArrayQueue;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use pipelines::engine::{ClientConfig, ClientId, Engine};
-use pipelines::HeapBuf;
+use pipelines::{HeapBuf, PacketBuf};
 
 use crate::config::{self, Config, Role};
 use crate::ports::Port;
 
 use directory::{DirKey, Directory};
-use pool::{SharedPool, WorkerPool};
+use pool::{Buffers, HeapBuffers};
 use slowpath::{PathStatus, SlowCommand, SlowPath, SlowPathCounters};
 use stats::{StatsSlot, WorkerSnapshot};
 use worker::{Command, ControlEvent, Moved, Route, Worker};
@@ -77,30 +80,57 @@ impl PathSet {
 }
 
 /// A delivery-side port and the paths it serves.
-pub struct DeliveryPort {
-    pub port: Box<dyn Port<HeapBuf>>,
+pub struct DeliveryPort<B: PacketBuf = HeapBuf> {
+    pub port: Box<dyn Port<B>>,
     pub paths: PathSet,
 }
 
 /// The ports one worker owns.
-#[derive(Default)]
-pub struct WorkerPorts {
+pub struct WorkerPorts<B: PacketBuf = HeapBuf> {
     /// Anchor side (plain IP). A worker without one hands anchor output to one that has.
-    pub anchor: Option<Box<dyn Port<HeapBuf>>>,
-    pub delivery: Vec<DeliveryPort>,
+    pub anchor: Option<Box<dyn Port<B>>>,
+    pub delivery: Vec<DeliveryPort<B>>,
+}
+
+impl<B: PacketBuf> Default for WorkerPorts<B> {
+    fn default() -> Self {
+        WorkerPorts {
+            anchor: None,
+            delivery: Vec::new(),
+        }
+    }
 }
 
 /// Ports of every worker; the number of workers is `workers.len()`.
-#[derive(Default)]
-pub struct RuntimePorts {
-    pub workers: Vec<WorkerPorts>,
+pub struct RuntimePorts<B: PacketBuf = HeapBuf> {
+    pub workers: Vec<WorkerPorts<B>>,
+}
+
+impl<B: PacketBuf> Default for RuntimePorts<B> {
+    fn default() -> Self {
+        RuntimePorts {
+            workers: Vec::new(),
+        }
+    }
+}
+
+/// A device behind one or more ports whose own counters the admin socket can read
+/// (`nmadpctl ports`): e.g. a DPDK ethdev (`rte_eth_stats`, xstats). Read from the admin
+/// thread, never from a worker.
+pub trait PortDevice: Send + Sync {
+    /// The device's name (e.g. `net_ring0`, `0000:3b:00.0`).
+    fn name(&self) -> String;
+    /// The device's counters, every queue together.
+    fn device_stats(&self) -> Result<crate::ports::PortStats, String>;
+    /// Extended statistics by name.
+    fn xstats(&self) -> Result<Vec<(String, u64)>, String>;
 }
 
 /// Tuning beyond the configuration file.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     pub loop_options: LoopOptions,
-    /// Buffers in the shared pool.
+    /// Buffers in the shared pool ([`Runtime::start_with`]'s `HeapBuf` pool only).
     pub pool_buffers: usize,
     /// Each handoff ring's capacity.
     pub handoff_capacity: usize,
@@ -163,11 +193,13 @@ pub(crate) struct Routes {
     pub anchor: Route,
 }
 
+/// The handoff rings between workers, `[from][to]` (workers only: the only part of the shared
+/// state that holds buffers, so the only generic one).
+pub(crate) type Handoffs<B> = Vec<Vec<ArrayQueue<Moved<B>>>>;
+
 /// What workers, the slow path and the handle share.
 pub(crate) struct Shared {
     pub workers: usize,
-    /// `handoff[from][to]`.
-    pub handoff: Vec<Vec<ArrayQueue<Moved>>>,
     pub commands: Vec<ArrayQueue<Command>>,
     pub control: Vec<ArrayQueue<ControlEvent>>,
     pub stats: Vec<StatsSlot>,
@@ -178,7 +210,6 @@ pub(crate) struct Shared {
     pub slow_stop: AtomicBool,
     pub paths: Mutex<Vec<PathStatus>>,
     pub slow_counters: Mutex<SlowPathCounters>,
-    pub pool: Arc<SharedPool>,
 }
 
 impl Shared {
@@ -223,6 +254,7 @@ pub(crate) struct Inner {
     pub warnings: Vec<String>,
     pub rate: Mutex<(std::time::Instant, u64, u64)>,
     pub final_snapshots: Mutex<Option<Vec<WorkerSnapshot>>>,
+    pub devices: Mutex<Vec<Arc<dyn PortDevice>>>,
 }
 
 /// The running runtime. Cheap to clone; every clone controls the same threads.
@@ -262,7 +294,7 @@ fn dir_keys(role: Role, c: &ClientConfig) -> Vec<DirKey> {
     keys
 }
 
-fn compute_routes(ports: &[WorkerPorts]) -> Vec<Routes> {
+fn compute_routes<B: PacketBuf>(ports: &[WorkerPorts<B>]) -> Vec<Routes> {
     let n = ports.len();
     (0..n)
         .map(|w| {
@@ -304,11 +336,24 @@ impl Runtime {
         Self::start_with(cfg, ports, RuntimeOptions::default())
     }
 
-    /// Maps every client, starts one thread per worker (pinned to `node.cores[i]` when given)
-    /// and the slow path (pinned to `node.slow_path_core`), and adds the configured clients.
+    /// Starts over `HeapBuf`s from a bounded shared pool of `opts.pool_buffers` (see
+    /// [`Runtime::start_on`]).
     pub fn start_with(
         cfg: Config,
         ports: RuntimePorts,
+        opts: RuntimeOptions,
+    ) -> Result<RuntimeHandle, RuntimeError> {
+        let buffers = HeapBuffers::with_limit(opts.pool_buffers);
+        Self::start_on(cfg, ports, buffers, opts)
+    }
+
+    /// Maps every client, starts one thread per worker (pinned to `node.cores[i]` when given;
+    /// then [`Buffers::thread_start`] runs on it) and the slow path (pinned to
+    /// `node.slow_path_core`), and adds the configured clients. Buffers come from `buffers`.
+    pub fn start_on<X: Buffers>(
+        cfg: Config,
+        ports: RuntimePorts<X::Buf>,
+        buffers: X,
         opts: RuntimeOptions,
     ) -> Result<RuntimeHandle, RuntimeError> {
         let n = ports.workers.len();
@@ -333,15 +378,18 @@ impl Runtime {
         let ecfg = mapping::engine_config(&cfg, opts.seed);
         let role = cfg.node.role;
         let routes = compute_routes(&ports.workers);
-        let shared = Arc::new(Shared {
-            workers: n,
-            handoff: (0..n)
+        let handoffs: Arc<Handoffs<X::Buf>> = Arc::new(
+            (0..n)
                 .map(|_| {
                     (0..n)
                         .map(|_| ArrayQueue::new(opts.handoff_capacity.max(1)))
                         .collect()
                 })
                 .collect(),
+        );
+        let buffers = Arc::new(buffers);
+        let shared = Arc::new(Shared {
+            workers: n,
             commands: (0..n)
                 .map(|_| ArrayQueue::new(opts.command_capacity.max(16)))
                 .collect(),
@@ -354,19 +402,19 @@ impl Runtime {
             slow_stop: AtomicBool::new(false),
             paths: Mutex::new(Vec::new()),
             slow_counters: Mutex::new(SlowPathCounters::default()),
-            pool: SharedPool::with_limit(opts.pool_buffers),
         });
         let mut threads = Vec::new();
         let cores = cfg.node.cores.clone();
+        let (started_tx, started_rx) = crossbeam::channel::bounded::<Result<(), String>>(n);
         for (w, wp) in ports.workers.into_iter().enumerate() {
             let engine = Engine::new(ecfg.clone());
-            let pool = WorkerPool::new(shared.pool.clone(), 1024);
             let dir = Directory::new(n, role == Role::NMadp, opts.directory_learned_cap);
-            let worker = Worker::new(
+            let worker = Worker::<X>::new(
                 w,
                 shared.clone(),
+                handoffs.clone(),
+                buffers.clone(),
                 engine,
-                pool,
                 wp.anchor,
                 wp.delivery.into_iter().map(|d| d.port).collect(),
                 dir,
@@ -374,6 +422,8 @@ impl Runtime {
             );
             let core = cores.get(w).copied();
             let name = format!("worker{w}");
+            let bufs = buffers.clone();
+            let started = started_tx.clone();
             let h = std::thread::Builder::new()
                 .name(name.clone())
                 .spawn(move || {
@@ -382,10 +432,25 @@ impl Runtime {
                             eprintln!("worker{w}: cannot pin to core {c}: {e}");
                         }
                     }
+                    // Pinned first: an EAL registration keeps the thread's affinity.
+                    let _ =
+                        started.send(bufs.thread_start(w).map_err(|e| format!("worker{w}: {e}")));
+                    drop(started);
                     worker.run();
                 })
                 .map_err(|e| RuntimeError::Other(format!("cannot start worker {w}: {e}")))?;
             threads.push((name, h));
+        }
+        drop(started_tx);
+        for _ in 0..n {
+            match started_rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warnings.push(e),
+                Err(_) => {
+                    warnings.push("a worker did not report its start in time".into());
+                    break;
+                }
+            }
         }
         let mon = mapping::monitor_config(&cfg);
         let keepalive_ns = u64::from(cfg.defaults.probe.keepalive_ms) * pipelines::flow::MS;
@@ -428,6 +493,7 @@ impl Runtime {
                 warnings,
                 rate: Mutex::new((std::time::Instant::now(), 0, 0)),
                 final_snapshots: Mutex::new(None),
+                devices: Mutex::new(Vec::new()),
             }),
         };
         for c in clients_cfg {
@@ -790,6 +856,17 @@ impl RuntimeHandle {
         } else {
             Err(late.join("; "))
         }
+    }
+
+    /// Registers a device whose own counters `nmadpctl ports` shows (e.g. a DPDK ethdev the
+    /// runtime's ports are queues of).
+    pub fn add_device(&self, dev: Arc<dyn PortDevice>) {
+        self.inner.devices.lock().push(dev);
+    }
+
+    /// The registered devices.
+    pub fn devices(&self) -> Vec<Arc<dyn PortDevice>> {
+        self.inner.devices.lock().clone()
     }
 
     /// Whether [`RuntimeHandle::shutdown`] ran.

@@ -7,15 +7,80 @@
 //! past `cache_max` it returns a burst to the shared ring, and an empty cache refills a burst
 //! from it. The ring is lock-free (crossbeam `ArrayQueue`) and touched once per burst of
 //! buffers, not per packet. The total number of buffers ever created is bounded by `limit`.
+//!
+//! The runtime is parameterised by [`Buffers`]: the buffer type and where each worker's
+//! [`WorkerBufPool`] comes from. [`HeapBuffers`] (this module's pools) is the default; with the
+//! `dpdk` feature, `ports::dpdk::DpdkBuffers` hands every worker an `MbufPool` over the
+//! mempool of its NUMA socket (whose per-lcore caches play the part of [`WorkerPool`]'s cache).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 use pipelines::buf::{BufPool, DEFAULT_CAPACITY, DEFAULT_HEADROOM};
-use pipelines::HeapBuf;
+use pipelines::{HeapBuf, PacketBuf};
 
 use crate::ports::BURST;
+
+/// A worker's buffer pool, as the runtime needs it.
+pub trait WorkerBufPool<B: PacketBuf>: BufPool<B> + Send + 'static {
+    /// Buffers held privately by this pool (published in the worker's snapshot).
+    fn cached(&self) -> usize;
+    /// Returns privately held buffers to the shared store (at worker exit).
+    fn flush(&mut self);
+}
+
+/// Where the runtime's packet buffers come from. One value per runtime, shared by its threads.
+pub trait Buffers: Send + Sync + 'static {
+    /// The buffer every port of the runtime moves.
+    type Buf: PacketBuf + Send + 'static;
+    /// A worker's pool.
+    type Pool: WorkerBufPool<Self::Buf>;
+    /// The pool of worker `worker` (called on the starting thread, before the worker runs).
+    fn worker_pool(&self, worker: usize) -> Self::Pool;
+    /// Runs on worker `worker`'s thread, after pinning and before its loop (e.g. registering
+    /// the thread with an EAL). An error is reported as a start warning; the worker runs on.
+    fn thread_start(&self, _worker: usize) -> Result<(), String> {
+        Ok(())
+    }
+    /// Runs on the worker's thread after its loop (and after its pool was flushed).
+    fn thread_stop(&self, _worker: usize) {}
+}
+
+/// The default [`Buffers`]: [`HeapBuf`]s from one bounded [`SharedPool`], a [`WorkerPool`]
+/// cache per worker.
+#[derive(Debug, Clone)]
+pub struct HeapBuffers {
+    pub shared: Arc<SharedPool>,
+    pub cache_max: usize,
+}
+
+impl HeapBuffers {
+    /// At most `limit` buffers of the default geometry, caches of 1024.
+    pub fn with_limit(limit: usize) -> HeapBuffers {
+        HeapBuffers {
+            shared: SharedPool::with_limit(limit),
+            cache_max: 1024,
+        }
+    }
+}
+
+impl Buffers for HeapBuffers {
+    type Buf = HeapBuf;
+    type Pool = WorkerPool;
+    fn worker_pool(&self, _worker: usize) -> WorkerPool {
+        WorkerPool::new(self.shared.clone(), self.cache_max)
+    }
+}
+
+impl WorkerBufPool<HeapBuf> for WorkerPool {
+    fn cached(&self) -> usize {
+        WorkerPool::cached(self)
+    }
+    fn flush(&mut self) {
+        WorkerPool::flush(self)
+    }
+}
 
 /// The shared part.
 #[derive(Debug)]

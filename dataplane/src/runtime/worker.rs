@@ -29,32 +29,31 @@ use pipelines::engine::{ClientConfig, ClientId, DeliveryConfig, Engine, Output};
 use pipelines::flow::steering::{PathId, SteeringMode};
 use pipelines::flow::Instant;
 use pipelines::wire::mx_control::ControlPdu;
-use pipelines::HeapBuf;
 use pipelines::PacketBuf;
 
 use super::clock::now;
 use super::directory::{DirKey, Directory};
-use super::pool::WorkerPool;
+use super::pool::{Buffers, WorkerBufPool};
 use super::stats::{
     latency_histogram, ClientSnapshot, LoopCounters, PathSnapshot, PortSnapshot, WorkerSnapshot,
 };
-use super::Shared;
+use super::{Handoffs, Shared};
 use crate::ports::{BufPool, Port, BURST};
 
 /// A packet moving between workers.
-pub(crate) enum Moved {
+pub(crate) enum Moved<B> {
     /// An anchor-side packet for a client the receiver owns.
-    FromAnchor(HeapBuf),
+    FromAnchor(B),
     /// A delivery-side packet for a client the receiver owns.
-    FromDelivery(HeapBuf),
+    FromDelivery(B),
     /// A packet to send on the receiver's delivery port `n`.
-    ToDelivery(u8, HeapBuf),
+    ToDelivery(u8, B),
     /// A packet to send on the receiver's anchor port.
-    ToAnchor(HeapBuf),
+    ToAnchor(B),
 }
 
-impl Moved {
-    fn into_buf(self) -> HeapBuf {
+impl<B> Moved<B> {
+    fn into_buf(self) -> B {
         match self {
             Moved::FromAnchor(b) | Moved::FromDelivery(b) | Moved::ToAnchor(b) => b,
             Moved::ToDelivery(_, b) => b,
@@ -156,20 +155,22 @@ impl Default for LoopOptions {
     }
 }
 
-pub(crate) struct Worker {
+pub(crate) struct Worker<X: Buffers> {
     pub id: usize,
     pub shared: Arc<Shared>,
-    pub engine: Engine<HeapBuf>,
-    pub pool: WorkerPool,
-    pub anchor: Option<Box<dyn Port<HeapBuf>>>,
-    pub delivery: Vec<Box<dyn Port<HeapBuf>>>,
+    pub handoffs: Arc<Handoffs<X::Buf>>,
+    pub buffers: Arc<X>,
+    pub engine: Engine<X::Buf>,
+    pub pool: X::Pool,
+    pub anchor: Option<Box<dyn Port<X::Buf>>>,
+    pub delivery: Vec<Box<dyn Port<X::Buf>>>,
     pub dir: Directory,
     pub opts: LoopOptions,
-    rx: Vec<HeapBuf>,
-    mine: Vec<HeapBuf>,
-    out: Vec<Output<HeapBuf>>,
-    atx: Vec<HeapBuf>,
-    dtx: Vec<Vec<HeapBuf>>,
+    rx: Vec<X::Buf>,
+    mine: Vec<X::Buf>,
+    out: Vec<Output<X::Buf>>,
+    atx: Vec<X::Buf>,
+    dtx: Vec<Vec<X::Buf>>,
     lc: LoopCounters,
     hist: Histogram<u64>,
     next_poll: Instant,
@@ -178,22 +179,26 @@ pub(crate) struct Worker {
     pushed: bool,
 }
 
-impl Worker {
+impl<X: Buffers> Worker<X> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
         shared: Arc<Shared>,
-        engine: Engine<HeapBuf>,
-        pool: WorkerPool,
-        anchor: Option<Box<dyn Port<HeapBuf>>>,
-        delivery: Vec<Box<dyn Port<HeapBuf>>>,
+        handoffs: Arc<Handoffs<X::Buf>>,
+        buffers: Arc<X>,
+        engine: Engine<X::Buf>,
+        anchor: Option<Box<dyn Port<X::Buf>>>,
+        delivery: Vec<Box<dyn Port<X::Buf>>>,
         dir: Directory,
         opts: LoopOptions,
-    ) -> Worker {
+    ) -> Worker<X> {
         let n = delivery.len();
+        let pool = buffers.worker_pool(id);
         Worker {
             id,
             shared,
+            handoffs,
+            buffers,
             engine,
             pool,
             anchor,
@@ -253,6 +258,10 @@ impl Worker {
         }
         self.shutdown_rounds();
         self.publish(now(), true);
+        // The ports (and their queues) go before the thread leaves the EAL.
+        let (id, buffers) = (self.id, Arc::clone(&self.buffers));
+        drop(self);
+        buffers.thread_stop(id);
     }
 
     /// Shutdown: no more receiving; everything held (reorder buffers) is released and sent,
@@ -289,7 +298,7 @@ impl Worker {
         }
         // Anything left (a ring to a worker that could not take more) goes back to the pool.
         for from in 0..self.shared.workers {
-            while let Some(m) = self.shared.handoff[from][self.id].pop() {
+            while let Some(m) = self.handoffs[from][self.id].pop() {
                 self.pool.free(m.into_buf());
             }
         }
@@ -376,8 +385,8 @@ impl Worker {
         }
     }
 
-    fn handoff(&mut self, to: usize, m: Moved) {
-        match self.shared.handoff[self.id][to].push(m) {
+    fn handoff(&mut self, to: usize, m: Moved<X::Buf>) {
+        match self.handoffs[self.id][to].push(m) {
             Ok(()) => {
                 self.lc.handoffs_out += 1;
                 self.pushed = true;
@@ -453,7 +462,7 @@ impl Worker {
             }
             // At most a few bursts per ring per iteration.
             for _ in 0..BURST * 4 {
-                let Some(m) = self.shared.handoff[from][self.id].pop() else {
+                let Some(m) = self.handoffs[from][self.id].pop() else {
                     break;
                 };
                 total += 1;
