@@ -703,6 +703,114 @@ fn a_keepalive_from_a_strangers_endpoint_moves_nothing() {
     h.shutdown().unwrap();
 }
 
+/// One N-MADP with one ring as its delivery side (we play the network), `alice` with her
+/// Wi-Fi endpoint configured and her LTE endpoint not.
+fn nmadp_without_lte_remote() -> (RuntimeHandle, RingPort<HeapBuf>, RingPort<HeapBuf>) {
+    let text = nmadp_toml(&nmadp_client(
+        "alice",
+        "10.0.0.2",
+        "198.51.100.2:40000",
+        "203.0.113.2:40001",
+    ))
+    .replace("remote = \"203.0.113.2:40001\"\n", "");
+    let ncfg = Config::parse(&text, "n.toml").unwrap();
+    let (nd, td) = ring_pair::<HeapBuf>("n-deliv", "net", 1024);
+    let (na, ta) = ring_pair::<HeapBuf>("n-anchor", "test", 1024);
+    let ports = RuntimePorts {
+        workers: vec![
+            WorkerPorts {
+                anchor: Some(Box::new(na)),
+                delivery: vec![DeliveryPort {
+                    port: Box::new(nd),
+                    paths: PathSet::All,
+                }],
+            },
+            WorkerPorts::default(),
+        ],
+    };
+    (Runtime::start_with(ncfg, ports, opts()).unwrap(), td, ta)
+}
+
+/// A probe ACK (type 1, CID, acknowledged SN, reserved) from `from` to the control endpoint.
+fn probe_ack(from: &str, cid: u8, sn: u16) -> HeapBuf {
+    let mut b = HeapBuf::new(128, 512);
+    let s = sn.to_be_bytes();
+    assert!(b.extend_from_slice(&[1, cid, s[0], s[1], 0]));
+    push_udp_ip(
+        &mut b,
+        from.parse().unwrap(),
+        "192.0.2.1:8888".parse().unwrap(),
+        1,
+    )
+    .unwrap();
+    b
+}
+
+#[test]
+fn s5_2_an_unknown_path_endpoint_is_learnt_from_the_rcid_probe_ack() {
+    let (h, mut td, _ta) = nmadp_without_lte_remote();
+    let mut pool = HeapPool::default();
+    h.refresh();
+    assert_eq!(h.path_remote("alice", 1), None);
+    // The LTE monitor's probe REQs go over Wi-Fi (CID 0) with R-CID = 1 (draft-04 §5.2).
+    let mut rcid_sn = None;
+    let deadline = Instant::now() + WAIT;
+    while rcid_sn.is_none() && Instant::now() < deadline {
+        let mut got = Vec::new();
+        td.rx_burst(&mut pool, &mut got, 64);
+        for p in &got {
+            let d = p.data();
+            let dst = dataplane::runtime::directory::ip_addr(d, true).unwrap();
+            assert_eq!(
+                dst,
+                "198.51.100.2".parse::<IpAddr>().unwrap(),
+                "only Wi-Fi is known"
+            );
+            let m = &d[28..];
+            // Type 1 (REQ), CID 0, flags with R-CID present (0x20) and R-CID 1.
+            if m[0] == 1 && m[1] == 0 && m[4] & 0xa0 == 0xa0 && m[5] == 1 {
+                rcid_sn = Some(u16::from_be_bytes([m[2], m[3]]));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sn = rcid_sn.expect("a probe REQ with R-CID = 1 over Wi-Fi");
+    // A stranger acknowledging another SN moves nothing.
+    td.tx_burst(
+        &mut pool,
+        &mut vec![probe_ack("192.0.2.99:5555", 1, sn.wrapping_add(777))],
+    );
+    wait_until("stranger counted", || {
+        h.slow_path_counters().unknown_peer >= 1
+    });
+    h.refresh();
+    assert_eq!(h.path_remote("alice", 1), None, "a wrong SN learns nothing");
+    // The client's ACK over LTE: its source becomes the LTE remote.
+    td.tx_burst(&mut pool, &mut vec![probe_ack("203.0.113.7:41234", 1, sn)]);
+    wait_until("LTE remote learnt", || {
+        h.refresh();
+        h.path_remote("alice", 1) == Some("203.0.113.7:41234".parse().unwrap())
+    });
+    assert_eq!(h.slow_path_counters().remotes_learnt, 1);
+    assert_eq!(
+        h.path_remote("alice", 0),
+        Some("198.51.100.2:40000".parse().unwrap())
+    );
+    // From now on the LTE probes go to it directly (CID 1, no R-CID).
+    wait_until("a direct LTE probe", || {
+        let mut got = Vec::new();
+        td.rx_burst(&mut pool, &mut got, 64);
+        got.iter().any(|p| {
+            let d = p.data();
+            dataplane::runtime::directory::ip_addr(d, true)
+                == Some("203.0.113.7".parse::<IpAddr>().unwrap())
+                && d[29] == 1
+                && d[32] & 0x20 == 0
+        })
+    });
+    h.shutdown().unwrap();
+}
+
 fn write(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("nmadp-rt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
