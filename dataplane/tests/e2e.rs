@@ -694,12 +694,23 @@ impl<'a> Daemons<'a> {
     }
 
     /// Waits until the N-MADP sees both delivery connections usable (probe ACKs answered).
+    /// The N-MADP's configuration names no client endpoint: it learns the first one from the
+    /// client's first data PDU (a ping through the tunnel), the other from the probe ACK that
+    /// comes back over it (R-CID, draft-04 §5.2).
     fn wait_paths_active(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
             self.check_alive();
             if self.active_paths("nmadp") >= 2 && self.active_paths("cmadp") >= 2 {
                 return;
+            }
+            if self.active_paths("nmadp") == 0 {
+                let _ = self
+                    .tb
+                    .cmd("client", &["ping", "-c", "1", "-W", "1", SERVER])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
             }
             if Instant::now() > deadline {
                 panic!(
@@ -797,7 +808,7 @@ fn udp_echo(tb: &Testbed, from_ns: &str, to_ns: &str, bind: &str, to_addr: &str,
 
 #[test]
 fn nmadp_reachability_and_udp_echo_both_directions() {
-    skip_unless!("iperf3", "nft", "ping");
+    skip_unless!("iperf3", "ping");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[]);
     let d = Daemons::start(&tb, "weighted");
@@ -827,7 +838,7 @@ fn nmadp_reachability_and_udp_echo_both_directions() {
 
 #[test]
 fn nmadp_tcp_aggregation_weighted_and_delay_aware() {
-    skip_unless!("iperf3", "nft");
+    skip_unless!("iperf3", "ping");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[]);
     // The Wi-Fi-only reference in the same run: active-standby keeps everything on Wi-Fi.
@@ -879,7 +890,7 @@ fn nmadp_tcp_aggregation_weighted_and_delay_aware() {
 
 #[test]
 fn nmadp_failover_wifi_cut_mid_transfer() {
-    skip_unless!("iperf3", "nft");
+    skip_unless!("iperf3", "ping");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[]);
     let d = Daemons::start(&tb, "active-standby");
@@ -932,7 +943,7 @@ fn nmadp_failover_wifi_cut_mid_transfer() {
 
 #[test]
 fn nmadp_duplicate_mode_hides_5pct_loss_per_link() {
-    skip_unless!("iperf3", "nft");
+    skip_unless!("iperf3", "ping");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[("WIFI_LOSS", "0.05"), ("LTE_LOSS", "0.05")]);
     let d = Daemons::start(&tb, "duplicate");
@@ -972,7 +983,7 @@ fn nmadp_duplicate_mode_hides_5pct_loss_per_link() {
 
 #[test]
 fn nmadp_delivery_capture_decodes_with_good_checksums() {
-    skip_unless!("iperf3", "nft", "tshark");
+    skip_unless!("iperf3", "ping", "tshark");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[]);
     let d = Daemons::start(&tb, "weighted");

@@ -25,7 +25,7 @@
 # Offloads (TSO/GSO/GRO/tx checksum) are off on every veth: AF_PACKET bridging of partial
 # checksums or GSO super-frames would corrupt traffic and defeat the rate limit.
 #
-# Needs: iproute2, ethtool, python3 (ctl), nftables (nmadp mode), mx-linkemu.
+# Needs: iproute2, ethtool, python3 (ctl), mx-linkemu.
 #
 # Usage: testbed.sh up|down|status|ctl [--name SUFFIX] [--mode routed|nmadp]
 #        testbed.sh ctl --name SUFFIX wifi|lte 'set loss=0.05'      (emulator control line)
@@ -95,17 +95,6 @@ veth() {
         nsx "$ns" ethtool -K "$dev" tso off gso off gro off tx off >/dev/null 2>&1 || true
         ip -n "$ns" link set dev "$dev" up
     done
-}
-
-relabel_host() { # ns dev
-    nsx "$1" nft -f - <<EOF
-table netdev mxtb {
-    chain in_$2 {
-        type filter hook ingress device "$2" priority 0; policy accept;
-        meta pkttype broadcast ether type ip meta pkttype set host
-    }
-}
-EOF
 }
 
 neigh() { ip -n "$1" neigh replace "$2" lladdr "$3" dev "$4" nud permanent; }
@@ -251,13 +240,7 @@ up() {
         nsx "$NS_N" sysctl -qw net.ipv4.ip_forward=0
         ip -n "$NS_N" link set dev dlv arp off
         ip -n "$NS_N" link set dev anc arp off
-        # The N-MADP's AF_PACKET ports send IP in cooked mode to ff:ff:ff:ff:ff:ff (the
-        # configuration has no next-hop MAC yet, see runtime/daemon.rs). Linux forwards
-        # (ip_forward) and accepts TCP (tcp_v4_rcv) only PACKET_HOST frames, so the neighbours
-        # relabel broadcast IPv4 frames as "host" at ingress (nftables netdev; tc actions are
-        # not in this kernel).
-        relabel_host "$NS_R" core
-        relabel_host "$NS_S" anc
+        # Its AF_PACKET ports send to their next hop's MAC (gateway_mac in nmadp.toml).
     fi
 
     start_emu wifi c-wifi r-wifi "$WIFI_RATE" "$WIFI_DELAY" "$WIFI_LOSS" "$SEED"

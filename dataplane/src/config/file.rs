@@ -85,6 +85,8 @@ pub(crate) struct FilePort {
     pub rx_desc: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx_desc: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_mac: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,6 +171,8 @@ pub(crate) struct FileProbe {
     pub keepalive_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_after: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

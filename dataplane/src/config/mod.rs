@@ -74,10 +74,16 @@ pub enum Port {
     AfPacket {
         iface: String,
         queues: u16,
+        /// Destination MAC of every frame sent (the next hop: a router, the peer of a
+        /// point-to-point link). File key `gateway_mac` ("aa:bb:cc:dd:ee:ff"); `None`: the
+        /// broadcast address (a peer then has to accept broadcast-addressed unicast IP).
+        gateway_mac: Option<[u8; 6]>,
     },
     AfXdp {
         iface: String,
         queues: u16,
+        /// As for `AfPacket`.
+        gateway_mac: Option<[u8; 6]>,
     },
     Tun {
         iface: String,
@@ -94,6 +100,8 @@ pub enum Port {
         queues: u16,
         rx_desc: u16,
         tx_desc: u16,
+        /// As for `AfPacket`.
+        gateway_mac: Option<[u8; 6]>,
     },
 }
 
@@ -287,6 +295,10 @@ pub struct Probe {
     pub keepalive_ms: u32,
     /// A path is dead after this many unanswered probes.
     pub dead_after: u8,
+    /// A probe REQ not acknowledged within this time is lost (file key `timeout_ms`; default
+    /// `max(2 × interval_ms, 1000)`, capped below 32 probe intervals, the monitor's memory).
+    /// Independent of the interval so that a short interval works on a long-RTT path.
+    pub timeout_ms: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

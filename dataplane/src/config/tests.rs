@@ -356,7 +356,7 @@ fn port_kind_keys() {
     );
     assert_eq!(
         err(&with("iface = \"eth2\"", "iface = \"eth2\"\npci = \"0000:3b:00.0\"")),
-        "bad.toml:11:7: field `ports.delivery.pci`: does not apply to kind = \"af-packet\" (it takes: iface, queues)"
+        "bad.toml:11:7: field `ports.delivery.pci`: does not apply to kind = \"af-packet\" (it takes: iface, queues, gateway_mac)"
     );
     assert_eq!(
         err(&with("kind = \"af-packet\"\niface = \"eth1\"", "kind = \"udp\"")),
@@ -576,4 +576,34 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn gateway_mac_is_the_next_hop_of_af_packet_ports() {
+    let c = ok(&with(
+        "iface = \"eth2\"",
+        "iface = \"eth2\"\ngateway_mac = \"02:71:00:00:00:01\"",
+    ));
+    match &c.ports.delivery {
+        Port::AfPacket { gateway_mac, .. } => {
+            assert_eq!(*gateway_mac, Some([0x02, 0x71, 0, 0, 0, 1]))
+        }
+        p => panic!("{p:?}"),
+    }
+    // Round trip through the file form.
+    let again = Config::parse(&c.to_toml(), "again.toml").unwrap();
+    assert_eq!(again.ports.delivery, c.ports.delivery);
+    let e = err(&with(
+        "iface = \"eth2\"",
+        "iface = \"eth2\"\ngateway_mac = \"02:71:00:00:01\"",
+    ));
+    assert!(
+        e.contains("ports.delivery.gateway_mac`: must be a MAC address"),
+        "{e}"
+    );
+    let e = err(&with(
+        "iface = \"eth2\"",
+        "iface = \"eth2\"\ngateway_mac = \"02:71:00:00:00:0g\"",
+    ));
+    assert!(e.contains("gateway_mac"), "{e}");
 }

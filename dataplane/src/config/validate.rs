@@ -317,11 +317,21 @@ fn kind_name(k: PortKind) -> &'static str {
 fn port_keys(k: PortKind) -> (&'static [&'static str], &'static [&'static str]) {
     match k {
         PortKind::Ring => (&["name", "capacity"], &[]),
-        PortKind::AfPacket | PortKind::AfXdp => (&["iface", "queues"], &["iface"]),
+        PortKind::AfPacket | PortKind::AfXdp => (&["iface", "queues", "gateway_mac"], &["iface"]),
         PortKind::Tun => (&["iface", "mtu"], &["iface"]),
         PortKind::Udp => (&["iface"], &[]),
         // `device` or `pci` (checked below).
-        PortKind::Dpdk => (&["device", "pci", "queues", "rx_desc", "tx_desc"], &[]),
+        PortKind::Dpdk => (
+            &[
+                "device",
+                "pci",
+                "queues",
+                "rx_desc",
+                "tx_desc",
+                "gateway_mac",
+            ],
+            &[],
+        ),
     }
 }
 
@@ -338,6 +348,7 @@ fn port(p: &mut Problems, at: &Path, f: &FilePort, side: &str) -> Port {
         ("device", f.device.is_some()),
         ("rx_desc", f.rx_desc.is_some()),
         ("tx_desc", f.tx_desc.is_some()),
+        ("gateway_mac", f.gateway_mac.is_some()),
     ];
     let (allowed, required) = port_keys(kind);
     for (key, is) in present {
@@ -374,6 +385,16 @@ fn port(p: &mut Problems, at: &Path, f: &FilePort, side: &str) -> Port {
     iface_name(p, at.key("iface"), &f.iface);
     let queues = ranged(p, at.key("queues"), f.queues, 1, 1, 64) as u16;
     let iface = f.iface.clone().unwrap_or_default();
+    let gateway_mac = f.gateway_mac.as_deref().and_then(|m| {
+        let mac = parse_mac(m);
+        if mac.is_none() {
+            p.push(
+                at.key("gateway_mac"),
+                format!("must be a MAC address such as \"02:00:00:00:00:01\", got \"{m}\""),
+            );
+        }
+        mac
+    });
     match kind {
         PortKind::Ring => {
             let capacity = ranged(p, at.key("capacity"), f.capacity, 1024, 64, 1 << 20) as u32;
@@ -387,8 +408,16 @@ fn port(p: &mut Problems, at: &Path, f: &FilePort, side: &str) -> Port {
             non_empty(p, at.key("name"), &name);
             Port::Ring { name, capacity }
         }
-        PortKind::AfPacket => Port::AfPacket { iface, queues },
-        PortKind::AfXdp => Port::AfXdp { iface, queues },
+        PortKind::AfPacket => Port::AfPacket {
+            iface,
+            queues,
+            gateway_mac,
+        },
+        PortKind::AfXdp => Port::AfXdp {
+            iface,
+            queues,
+            gateway_mac,
+        },
         PortKind::Tun => Port::Tun {
             iface,
             mtu: ranged(p, at.key("mtu"), f.mtu, 1500, 576, 9216) as u16,
@@ -423,6 +452,7 @@ fn port(p: &mut Problems, at: &Path, f: &FilePort, side: &str) -> Port {
                 queues,
                 rx_desc: ranged(p, at.key("rx_desc"), f.rx_desc, 1024, 64, 4096) as u16,
                 tx_desc: ranged(p, at.key("tx_desc"), f.tx_desc, 1024, 64, 4096) as u16,
+                gateway_mac,
             }
         }
     }
@@ -596,6 +626,27 @@ fn defaults(p: &mut Problems, at: &Path, d: &FileDefaults) -> Defaults {
     };
     let pr = d.probe.clone().unwrap_or_default();
     let pa = at.key("probe");
+    let mut probe = Probe {
+        interval_ms: ranged(
+            p,
+            pa.key("interval_ms"),
+            pr.interval_ms,
+            1000,
+            10,
+            3_600_000,
+        ) as u32,
+        keepalive_ms: ranged(
+            p,
+            pa.key("keepalive_ms"),
+            pr.keepalive_ms,
+            1000,
+            10,
+            3_600_000,
+        ) as u32,
+        dead_after: ranged(p, pa.key("dead_after"), pr.dead_after, 3, 1, 255) as u8,
+        timeout_ms: 0,
+    };
+    probe.timeout_ms = probe_timeout(p, pa.key("timeout_ms"), pr.timeout_ms, probe.interval_ms);
     Defaults {
         convergence: d.convergence.unwrap_or(Convergence::Trailer),
         steering: d.steering.unwrap_or(SteeringMode::ActiveStandby),
@@ -619,25 +670,44 @@ fn defaults(p: &mut Problems, at: &Path, d: &FileDefaults) -> Defaults {
             d.reassembly.as_ref(),
             base_reassembly,
         ),
-        probe: Probe {
-            interval_ms: ranged(
-                p,
-                pa.key("interval_ms"),
-                pr.interval_ms,
-                1000,
-                10,
-                3_600_000,
-            ) as u32,
-            keepalive_ms: ranged(
-                p,
-                pa.key("keepalive_ms"),
-                pr.keepalive_ms,
-                1000,
-                10,
-                3_600_000,
-            ) as u32,
-            dead_after: ranged(p, pa.key("dead_after"), pr.dead_after, 3, 1, 255) as u8,
-        },
+        probe,
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff` (or with `-`) -> bytes.
+pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in out.iter_mut() {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+fn format_mac(m: [u8; 6]) -> String {
+    m.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// `probe.timeout_ms`: given, or `max(2 × interval, 1000 ms)`; never 32 intervals or more (the
+/// path monitor remembers 32 probes: an older unanswered one counts as lost anyway).
+fn probe_timeout(p: &mut Problems, at: Path, given: Option<i64>, interval_ms: u32) -> u32 {
+    let cap = interval_ms.saturating_mul(31).max(1);
+    match given {
+        None => interval_ms.saturating_mul(2).max(1000).min(cap),
+        Some(_) => {
+            let v = ranged(p, at.clone(), given, 1000, 1, 3_600_000) as u32;
+            if v > cap {
+                p.push(
+                    at,
+                    format!("must be below 32 probe intervals ({cap} ms with interval_ms = {interval_ms}): older probes are forgotten, got {v}"),
+                );
+            }
+            v.min(cap)
+        }
     }
 }
 
@@ -1237,15 +1307,26 @@ fn file_port(port: &Port) -> FilePort {
         device: None,
         rx_desc: None,
         tx_desc: None,
+        gateway_mac: None,
     };
     match port {
         Port::Ring { name, capacity } => {
             f.name = Some(name.clone());
             f.capacity = Some((*capacity).into());
         }
-        Port::AfPacket { iface, queues } | Port::AfXdp { iface, queues } => {
+        Port::AfPacket {
+            iface,
+            queues,
+            gateway_mac,
+        }
+        | Port::AfXdp {
+            iface,
+            queues,
+            gateway_mac,
+        } => {
             f.iface = Some(iface.clone());
             f.queues = Some((*queues).into());
+            f.gateway_mac = gateway_mac.map(format_mac);
         }
         Port::Tun { iface, mtu } => {
             f.iface = Some(iface.clone());
@@ -1257,7 +1338,9 @@ fn file_port(port: &Port) -> FilePort {
             queues,
             rx_desc,
             tx_desc,
+            gateway_mac,
         } => {
+            f.gateway_mac = gateway_mac.map(format_mac);
             f.device = Some(device.clone());
             f.queues = Some((*queues).into());
             f.rx_desc = Some((*rx_desc).into());
@@ -1298,6 +1381,7 @@ pub(crate) fn to_file(c: &Config) -> File {
                 interval_ms: Some(d.probe.interval_ms.into()),
                 keepalive_ms: Some(d.probe.keepalive_ms.into()),
                 dead_after: Some(d.probe.dead_after.into()),
+                timeout_ms: Some(d.probe.timeout_ms.into()),
             }),
         },
         dpdk: c.dpdk.as_ref().map(|d| FileDpdk {

@@ -105,16 +105,19 @@ pub fn check_config(path: &Path) -> Result<String, String> {
 
 fn af_packet(
     iface: &str,
+    gateway_mac: Option<[u8; 6]>,
     worker: usize,
     group: u16,
     workers: usize,
 ) -> Result<AfPacketPort, String> {
     let mut c = AfPacketConfig::new(
         iface,
-        // AMBIGUITY (configuration): the file names no next-hop MAC; IP packets are sent in
-        // cooked mode to the broadcast address, which a point-to-point link or a gateway in
-        // promiscuous mode accepts. A `gateway_mac` key is future work.
-        L2Mode::Cooked { dst_mac: [0xff; 6] },
+        // IP packets in cooked mode to the next hop (`gateway_mac`); without one, to the
+        // broadcast address, which only a peer that accepts broadcast-addressed unicast IP
+        // forwards or delivers (Linux does neither for TCP or forwarding).
+        L2Mode::Cooked {
+            dst_mac: gateway_mac.unwrap_or([0xff; 6]),
+        },
     );
     if workers > 1 {
         c.fanout = Some(Fanout::hash(group));
@@ -128,7 +131,15 @@ fn anchor_port(
     n: usize,
 ) -> Result<Option<Box<dyn crate::ports::Port<pipelines::HeapBuf>>>, String> {
     match &cfg.ports.anchor {
-        PortCfg::AfPacket { iface, .. } => Ok(Some(Box::new(af_packet(iface, w, 0x4d41, n)?))),
+        PortCfg::AfPacket {
+            iface, gateway_mac, ..
+        } => Ok(Some(Box::new(af_packet(
+            iface,
+            *gateway_mac,
+            w,
+            0x4d41,
+            n,
+        )?))),
         PortCfg::Tun { iface, mtu } => {
             let tun = TunPort::open(&TunConfig {
                 name: Some(iface.clone()),
@@ -179,13 +190,22 @@ fn udp_ports(cfg: &mut Config, iface: &Option<String>) -> Result<Vec<DeliveryPor
                 .map_err(|e| format!("udp socket {want} for {} {}: {e}", c.name, d.name))?;
             let mut bound = port.local_addr();
             if role == Role::CMadp && bound.ip().is_unspecified() {
-                // The source the kernel picks towards the N-MADP on this interface.
+                // The source the kernel picks towards the N-MADP for a socket bound to this
+                // interface (the data socket is SO_BINDTODEVICE'd: without the binding, the
+                // route lookup would give the default route's source, e.g. the Wi-Fi address
+                // for the LTE path).
                 if let Some(r) = d.remote {
-                    let probe = UdpSocket::bind(SocketAddr::new(bound.ip(), 0))
-                        .and_then(|s| s.connect(SocketAddr::new(r.ip(), 9)).map(|_| s))
-                        .and_then(|s| s.local_addr())
-                        .map_err(|e| format!("cannot find the source address towards {r}: {e}"))?;
-                    bound.set_ip(probe.ip());
+                    let ip = source_towards(bound.ip(), r.ip(), dev.as_deref()).map_err(|e| {
+                        format!(
+                            "{} {}: cannot find the source address towards {r}{}: {e}",
+                            c.name,
+                            d.name,
+                            dev.as_deref()
+                                .map(|d| format!(" on {d}"))
+                                .unwrap_or_default()
+                        )
+                    })?;
+                    bound.set_ip(ip);
                 }
                 d.local = Some(Endpoint::Udp(bound));
             } else if role == Role::CMadp {
@@ -201,6 +221,36 @@ fn udp_ports(cfg: &mut Config, iface: &Option<String>) -> Result<Vec<DeliveryPor
             paths: PathSet::Only(ids),
         })
         .collect())
+}
+
+/// The source address a UDP socket bound to `any` (and to `device`, `SO_BINDTODEVICE`) uses
+/// towards `remote`: `getsockname` after `connect` on a scratch socket with the same binding.
+pub(crate) fn source_towards(
+    any: IpAddr,
+    remote: IpAddr,
+    device: Option<&str>,
+) -> std::io::Result<IpAddr> {
+    use std::os::fd::AsRawFd;
+    let s = UdpSocket::bind(SocketAddr::new(any, 0))?;
+    if let Some(dev) = device {
+        let name = dev.as_bytes();
+        // SAFETY: the pointer and length describe `name`, valid for the call; the fd is open.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                name.as_ptr().cast(),
+                name.len() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // Port 9 (discard): connect on UDP sends nothing, it only chooses the route and source.
+    s.connect(SocketAddr::new(remote, 9))?;
+    Ok(s.local_addr()?.ip())
 }
 
 #[cfg(feature = "dpdk")]
@@ -321,9 +371,9 @@ pub mod dpdk_run {
 
     /// Opens one side's device with a queue pair per worker (RSS when several) and returns
     /// each worker's queue handle. IP packets inside, Ethernet on the wire: frames go out from
-    /// the device's MAC to the broadcast address (AMBIGUITY, as for af-packet ports: the file
-    /// names no next-hop MAC; peers must accept broadcast-addressed unicast IP, which Linux
-    /// does by default).
+    /// the device's MAC to the port's `gateway_mac` (the next hop), or to the broadcast
+    /// address when none is configured (peers must then accept broadcast-addressed unicast
+    /// IP).
     pub fn open_side(
         eal: &'static Eal,
         p: &PortCfg,
@@ -350,9 +400,13 @@ pub mod dpdk_run {
         }
         let pool = buffers.mempool_for_socket(-1).clone();
         let mut q0 = DpdkPort::open(eal, &pc, pool).map_err(|e| format!("ports.{side}: {e}"))?;
+        let gateway_mac = match p {
+            PortCfg::Dpdk { gateway_mac, .. } | PortCfg::AfXdp { gateway_mac, .. } => *gateway_mac,
+            _ => None,
+        };
         q0.set_mode(L2Mode::Ethernet {
             src_mac: q0.mac(),
-            dst_mac: [0xff; 6],
+            dst_mac: gateway_mac.unwrap_or([0xff; 6]),
         });
         let mut out = Vec::with_capacity(workers);
         for q in 1..pc.queues {
@@ -429,10 +483,12 @@ pub fn build_ports(cfg: &mut Config) -> Result<RuntimePorts, String> {
         PortCfg::Udp { iface } => {
             workers[0].delivery = udp_ports(cfg, iface)?;
         }
-        PortCfg::AfPacket { iface, .. } => {
+        PortCfg::AfPacket {
+            iface, gateway_mac, ..
+        } => {
             for (w, wp) in workers.iter_mut().enumerate() {
                 wp.delivery.push(DeliveryPort {
-                    port: Box::new(af_packet(iface, w, 0x4d42, n)?),
+                    port: Box::new(af_packet(iface, *gateway_mac, w, 0x4d42, n)?),
                     paths: PathSet::All,
                 });
             }

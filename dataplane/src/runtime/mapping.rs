@@ -15,7 +15,7 @@ use pipelines::engine::{
     ConfigError as EConfigError, Convergence as EConvergence, DeliveryConfig, EngineConfig,
     ReorderTimeout as EReorderTimeout, Role as ERole, TcRule,
 };
-use pipelines::flow::path_monitor::PathMonitorConfig;
+use pipelines::flow::path_monitor::{PathMonitorConfig, OUTSTANDING};
 use pipelines::flow::reassembly::ReassemblyConfig;
 use pipelines::flow::reorder::{ReorderConfig, DEFAULT_TIMEOUT_NS};
 use pipelines::flow::steering::{PathId, SteeringMode as ESteering};
@@ -100,6 +100,14 @@ pub fn engine_config(cfg: &Config, seed: u64) -> EngineConfig {
     let d = &cfg.defaults;
     let mut e = EngineConfig::new(role(cfg.node.role), cfg.control.address);
     let (timeout_ns, mode) = match d.reorder.timeout {
+        // The adaptive rule (WIRE.md: 2 × (max OWD − min OWD)) needs per-path OWD estimates,
+        // which only the N-MADP has (it probes, draft-04 §5.2; draft-04 has no keep-alive ACK
+        // and the C-MADP cannot time the N-MADP's probe REQs). A C-MADP therefore uses the
+        // fixed WIRE.md default (100 ms) unless `reorder.timeout_ms` gives a number: set it
+        // above the expected one-way-delay spread of the access links.
+        ReorderTimeout::Adaptive if cfg.node.role == crate::config::Role::CMadp => {
+            (DEFAULT_TIMEOUT_NS, EReorderTimeout::Fixed)
+        }
         ReorderTimeout::Adaptive => (DEFAULT_TIMEOUT_NS, EReorderTimeout::Adaptive),
         ReorderTimeout::FixedMs(ms) => (u64::from(ms) * MS, EReorderTimeout::Fixed),
     };
@@ -328,9 +336,11 @@ pub fn client_with(
 }
 
 /// Path monitor tuning from `[defaults].probe` (draft-04 §5): probes every `interval_ms` while
-/// a path carries data (at most every 100 ms before), a probe is lost after
-/// `min(interval, 500 ms)`, Down after `dead_after` losses in a row, Suspect after half of them,
-/// and an Active path silent for `dead_after` keep-alive periods is Suspect.
+/// a path carries data (at most every 100 ms before), a probe is lost after `timeout_ms`
+/// (independent of the interval: an interval below the path RTT must not make every probe
+/// "lost"), Down after `dead_after` losses in a row, Suspect after half of them, and an Active
+/// path silent for `dead_after` keep-alive periods is Suspect (the fast failover signal: the
+/// C-MADP's keep-alives and uplink data stop at once when a link dies).
 pub fn monitor_config(cfg: &Config) -> PathMonitorConfig {
     let p = &cfg.defaults.probe;
     let interval = u64::from(p.interval_ms.max(1)) * MS;
@@ -338,7 +348,10 @@ pub fn monitor_config(cfg: &Config) -> PathMonitorConfig {
     PathMonitorConfig {
         probe_interval_ns: interval,
         initial_probe_interval_ns: interval.min(100 * MS),
-        probe_timeout_ns: interval.min(500 * MS),
+        // Validation keeps it below OUTSTANDING (32) intervals; clamp again for hand-built
+        // configurations.
+        probe_timeout_ns: (u64::from(p.timeout_ms.max(1)) * MS)
+            .min(interval.saturating_mul(OUTSTANDING as u64 - 1)),
         loss_window: 20,
         suspect_after: dead_after.div_ceil(2),
         down_after: dead_after,
@@ -465,5 +478,44 @@ mod tests {
             m.probe_timeout_ns
                 < pipelines::flow::path_monitor::OUTSTANDING as u64 * m.probe_interval_ns
         );
+    }
+
+    const PROBE_LINE: &str =
+        "probe = { interval_ms = 1000, keepalive_ms = 1000, dead_after = 3, timeout_ms = 2000 }";
+
+    #[test]
+    fn probe_timeout_is_its_own_key_and_outlives_a_short_interval() {
+        // Interval 100 ms below a 120 ms RTT: the default timeout is max(2 × 100, 1000) ms.
+        let text = NMADP.replace(PROBE_LINE, "probe = { interval_ms = 100 }");
+        assert!(text.contains("interval_ms = 100 }"));
+        let cfg = Config::parse(&text, "n.toml").unwrap();
+        let m = monitor_config(&cfg);
+        assert_eq!(m.probe_interval_ns, 100 * MS);
+        assert_eq!(m.probe_timeout_ns, 1000 * MS);
+        let text = NMADP.replace(
+            PROBE_LINE,
+            "probe = { interval_ms = 100, timeout_ms = 400 }",
+        );
+        let m = monitor_config(&Config::parse(&text, "n.toml").unwrap());
+        assert_eq!(m.probe_timeout_ns, 400 * MS);
+        // Never 32 intervals or more (the monitor remembers 32 probes).
+        let text = NMADP.replace(
+            PROBE_LINE,
+            "probe = { interval_ms = 10, timeout_ms = 5000 }",
+        );
+        let e = Config::parse(&text, "n.toml").unwrap_err().to_string();
+        assert!(e.contains("timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn cmadp_adaptive_reorder_timeout_is_the_fixed_default() {
+        let cfg = Config::parse(CMADP, "c.toml").unwrap();
+        assert_eq!(cfg.defaults.reorder.timeout, ReorderTimeout::Adaptive);
+        let e = engine_config(&cfg, 1);
+        assert_eq!(e.reorder_timeout, EReorderTimeout::Fixed);
+        assert_eq!(e.reorder.timeout_ns, DEFAULT_TIMEOUT_NS);
+        // The N-MADP keeps the adaptive rule (it has OWD estimates from its probes).
+        let n = engine_config(&Config::parse(NMADP, "n.toml").unwrap(), 1);
+        assert_eq!(n.reorder_timeout, EReorderTimeout::Adaptive);
     }
 }

@@ -15,7 +15,21 @@
 //!   learns a client's endpoints from its data, so silencing every path could never recover.)
 //!
 //! A control PDU from an endpoint no client owns (`client: None`) is counted and moves
-//! nothing: NAT rebinding happens only in the engine, on data PDUs of the client's session.
+//! nothing (a keep-alive carries no client identity, draft-04 §5.1), with one exception:
+//!
+//! * Learning an N-MADP path's remote endpoint when the configuration gives none. The engine
+//!   learns it from the client's first data PDU on the path; a path that carries no data (the
+//!   standby of active-standby) would never learn it, and without a remote no probe REQ can go
+//!   out on it. So while a path's remote is unknown its monitor's probe REQs go over another
+//!   path of the client whose remote is known, with R-CID naming the unknown one (draft-04
+//!   §5.2: the C-MADP sends the ACK over the R-CID connection). A probe ACK from an unknown
+//!   endpoint whose CID is such a path and whose acknowledgement number is one of the probes
+//!   sent that way (known only to the client, which got the REQ on its known endpoint) proves
+//!   the session: its source becomes the path's remote (`UpdateDelivery`).
+//!
+//! AMBIGUITY (draft-04 §5.2 does not say how the R-CID path's endpoint is found): we learn it
+//! from the R-CID probe ACK as above; the proof is as strong as the 16-bit probe SN is secret
+//! (an on-path observer of the known path can forge it, as it can forge data PDUs).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -31,6 +45,9 @@ use pipelines::wire::mx_control::{ControlMessage, ControlPdu, ProbeReq};
 use super::clock::now;
 use super::worker::{Command, ControlEvent};
 use super::Shared;
+
+/// Probe SNs remembered per path for R-CID learning.
+const RCID_PROBES: usize = 16;
 
 /// A command for the slow path.
 pub(crate) enum SlowCommand {
@@ -69,6 +86,10 @@ pub struct SlowPathCounters {
     pub command_ring_full: u64,
     /// The last endpoint a control PDU came from that no client owns.
     pub last_unknown_peer: Option<std::net::SocketAddr>,
+    /// N-MADP: probe REQs of a path without a remote sent over another path with R-CID.
+    pub rcid_probes_sent: u64,
+    /// N-MADP: path remotes learnt from an R-CID probe ACK.
+    pub remotes_learnt: u64,
 }
 
 /// The published state of one path.
@@ -100,6 +121,12 @@ struct SpPath {
     pushed_owd: Option<u64>,
     pushed_weight: u32,
     last_data: Instant,
+    // N-MADP: whether the engine has a remote endpoint for this path (configured, learnt from
+    // data or from an R-CID probe ACK); probe SNs sent over another path with R-CID = this one
+    // while it had none.
+    remote_known: bool,
+    rcid_probes: [Option<u16>; RCID_PROBES],
+    rcid_next: usize,
     // C-MADP.
     keepalive_sn: u16,
     next_keepalive: Instant,
@@ -214,6 +241,9 @@ impl SlowPath {
                         pushed_owd: None,
                         pushed_weight: cfg.weight,
                         last_data: 0,
+                        remote_known: cfg.remote.is_some(),
+                        rcid_probes: [None; RCID_PROBES],
+                        rcid_next: 0,
                         keepalive_sn: 0,
                         // Spread the paths' keep-alives.
                         next_keepalive: t + (i as u64) * pipelines::flow::MS,
@@ -232,6 +262,9 @@ impl SlowPath {
     fn on_control(&mut self, ev: ControlEvent) {
         self.counters.control_rx += 1;
         let Some(cid) = ev.client else {
+            if self.learn_from_rcid_ack(&ev) {
+                return;
+            }
             self.counters.unknown_peer += 1;
             self.counters.last_unknown_peer = Some(ev.peer);
             return;
@@ -305,6 +338,62 @@ impl SlowPath {
         }
     }
 
+    /// N-MADP: a probe ACK from an unknown endpoint that answers a probe sent over another path
+    /// with R-CID = its CID (see the module documentation). Exactly one (client, path) must
+    /// match, else nothing moves.
+    fn learn_from_rcid_ack(&mut self, ev: &ControlEvent) -> bool {
+        let ControlMessage::ProbeAck { ack_number } = ev.pdu.message else {
+            return false;
+        };
+        if self.role != Role::NMadp {
+            return false;
+        }
+        let mut found = None;
+        for (&id, c) in &self.clients {
+            for (i, p) in c.paths.iter().enumerate() {
+                if p.cfg.id.0 == ev.pdu.cid
+                    && !p.remote_known
+                    && p.rcid_probes.contains(&Some(ack_number))
+                {
+                    if found.is_some() {
+                        // Two sessions could have sent this probe: move nothing.
+                        return false;
+                    }
+                    found = Some((id, i));
+                }
+            }
+        }
+        let Some((id, i)) = found else {
+            return false;
+        };
+        let Some(c) = self.clients.get_mut(&id) else {
+            return false;
+        };
+        let owner = c.owner;
+        let p = &mut c.paths[i];
+        p.remote_known = true;
+        p.rcid_probes = [None; RCID_PROBES];
+        self.counters.acks_rx += 1;
+        self.counters.remotes_learnt += 1;
+        // A real round trip (down over the known path, up over this one): it counts for the
+        // path's liveness and hysteresis; later probes go over the path itself.
+        p.monitor.on_probe_ack(ack_number, ev.at);
+        let mut d = p.cfg;
+        d.remote = Some(ev.peer);
+        self.send(owner, Command::UpdateDelivery { id, d });
+        // Packets from the new endpoint go to the client's owner (several workers).
+        for w in 0..self.shared.workers {
+            self.send(
+                w,
+                Command::DirInsert {
+                    keys: vec![super::directory::DirKey::Socket(ev.peer)],
+                    owner: owner as u16,
+                },
+            );
+        }
+        true
+    }
+
     /// Data received on a path is liveness (the owners' published `last_rx`).
     fn scan_data(&mut self) {
         for w in 0..self.shared.workers {
@@ -316,6 +405,9 @@ impl SlowPath {
                 for ps in &cs.paths {
                     let last = ps.counters.last_rx;
                     if let Some(p) = c.paths.iter_mut().find(|p| p.cfg.id == ps.id) {
+                        // Learnt by the engine from data (or configured): monotonic, a
+                        // snapshot older than an R-CID learning must not undo it.
+                        p.remote_known |= ps.remote.is_some();
                         if last > p.last_data {
                             p.last_data = last;
                             p.last_alive = p.last_alive.max(last);
@@ -332,19 +424,38 @@ impl SlowPath {
     fn nmadp_timers(&mut self, t: Instant) {
         let mut cmds: Vec<(usize, Command)> = Vec::new();
         for (&id, c) in self.clients.iter_mut() {
+            // A path with a known remote to carry the probes of paths without one (R-CID),
+            // preferring one in use.
+            let via = c
+                .paths
+                .iter()
+                .filter(|p| p.remote_known)
+                .max_by_key(|p| p.monitor.usable())
+                .map(|p| p.cfg.id);
             for p in c.paths.iter_mut() {
                 for _ in 0..8 {
                     let Some(probe) = p.monitor.poll(t) else {
                         break;
                     };
                     self.counters.probes_sent += 1;
+                    // draft-04 §5: CID = the connection the PDU is sent over; §5.2 R-CID = the
+                    // connection the ACK is to come back over.
+                    let (over, reverse_cid) = match (p.remote_known, via) {
+                        (false, Some(v)) if v != p.cfg.id => {
+                            p.rcid_probes[p.rcid_next % RCID_PROBES] = Some(probe.sequence_number);
+                            p.rcid_next = p.rcid_next.wrapping_add(1);
+                            self.counters.rcid_probes_sent += 1;
+                            (v, Some(p.cfg.id.0))
+                        }
+                        _ => (p.cfg.id, probe.reverse_cid),
+                    };
                     let pdu = ControlPdu {
-                        cid: p.cfg.id.0,
+                        cid: over.0,
                         message: ControlMessage::ProbeReq(ProbeReq {
                             sequence_number: probe.sequence_number,
                             ack_requested: probe.ack_requested,
                             active_phase: probe.active_phase,
-                            reverse_cid: probe.reverse_cid,
+                            reverse_cid,
                             padding_len: probe.padding_len,
                         }),
                     };
@@ -352,7 +463,7 @@ impl SlowPath {
                         c.owner,
                         Command::SendControl {
                             id,
-                            path: p.cfg.id,
+                            path: over,
                             pdu,
                         },
                     ));
