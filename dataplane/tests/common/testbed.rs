@@ -13,7 +13,6 @@
 //! (`udp_echo` enters namespaces with `common::in_netns`).
 #![allow(dead_code)]
 
-
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -506,7 +505,14 @@ pub fn all_objects<'v>(v: &'v Value, out: &mut Vec<&'v serde_json::Map<String, V
 
 /// UDP echo: `n` datagrams from `from_ns` to `to_addr` (an echo thread in `to_ns`); how many
 /// came back within the deadline.
-pub fn udp_echo(tb: &Testbed, from_ns: &str, to_ns: &str, bind: &str, to_addr: &str, n: u32) -> u32 {
+pub fn udp_echo(
+    tb: &Testbed,
+    from_ns: &str,
+    to_ns: &str,
+    bind: &str,
+    to_addr: &str,
+    n: u32,
+) -> u32 {
     use std::net::UdpSocket;
     let echo_bind = format!("{bind}:7007");
     let echo = crate::common::in_netns(&tb.ns(to_ns), move || {
@@ -560,4 +566,3 @@ pub fn udp_echo(tb: &Testbed, from_ns: &str, to_ns: &str, bind: &str, to_addr: &
     let _ = t.join();
     got.len() as u32
 }
-
