@@ -38,10 +38,10 @@ run() { # run NAME CMD...: one counted check
 # Debian packages the tests use: tshark and text2pcap (independent dissector and capture
 # writer), ethtool and iproute2 (namespaces, veth offloads), pkg-config.
 # DPDK 22.11 with its headers, and clang for bindgen (../shared/DPDK-NOTES.md).
-# iperf3, mptcpd (mptcpize), nftables and ping for the namespace testbed (deploy/testbed/).
+# iperf3, mptcpd (mptcpize) and ping for the namespace testbed (deploy/testbed/).
 APT_PACKAGES=(tshark wireshark-common ethtool iproute2 pkg-config
     dpdk dpdk-dev libdpdk-dev libclang-dev clang
-    iperf3 mptcpd nftables iputils-ping)
+    iperf3 mptcpd iputils-ping)
 
 install_deps() {
     [ "${SKIP_INSTALL:-0}" = 1 ] && return 0
