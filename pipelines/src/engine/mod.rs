@@ -89,6 +89,10 @@ struct Path {
     remote: Option<SocketAddr>,
     /// IPv4 identification of the next outer header.
     ident: u16,
+    /// Compute the outer UDP checksum (UDP tunnel over IPv4); false sends 0 (RFC 768).
+    /// Set by [`Engine::set_udp_checksum`]; a runtime setting rather than a `DeliveryConfig`
+    /// field so that struct literals of `DeliveryConfig` elsewhere keep compiling.
+    udp_checksum: bool,
     usable: bool,
     owd_ns: Option<u64>,
     rate_bps: Option<u64>,
@@ -102,6 +106,7 @@ impl Path {
         Path {
             remote: cfg.remote,
             ident: 0,
+            udp_checksum: true,
             usable: false,
             owd_ns: None,
             rate_bps: None,
@@ -589,6 +594,7 @@ impl<B: PacketBuf> Engine<B> {
                 let mut n = Path::new(d, convergence);
                 n.remote = d.remote.or(learned);
                 n.ident = p.ident;
+                n.udp_checksum = p.udp_checksum;
                 n.usable = p.usable;
                 n.owd_ns = p.owd_ns;
                 n.rate_bps = p.rate_bps;
@@ -606,6 +612,22 @@ impl<B: PacketBuf> Engine<B> {
         }
         self.reindex_client(ci);
         Ok(())
+    }
+
+    /// Whether the outer UDP checksum of a UDP-tunnel path over IPv4 is computed (the default)
+    /// or sent as 0, "no checksum" (RFC 768; our receive side accepts 0, as must any UDP
+    /// receiver). Computing it reads every byte of the PDU, the dominant per-byte cost of the
+    /// downlink. IPv6 tunnels always carry a checksum (RFC 8200 §8.1). Kept across
+    /// [`Engine::update_delivery`]. Returns false for an unknown client or path.
+    pub fn set_udp_checksum(&mut self, client: ClientId, path: PathId, enabled: bool) -> bool {
+        let Some(c) = self.client_mut(client) else {
+            return false;
+        };
+        let Some(pi) = c.path_index(path) else {
+            return false;
+        };
+        c.paths[pi].udp_checksum = enabled;
+        true
     }
 
     /// Marks a path usable or not for steering (from the path monitor). Lossless switching

@@ -408,7 +408,7 @@ impl<B: PacketBuf> Engine<B> {
             (_, Adaptation::UdpTunnel { .. }) => match p.remote {
                 Some(remote) => {
                     p.ident = p.ident.wrapping_add(1);
-                    adapt::push_udp_ip(&mut buf, p.cfg.local, remote, p.ident)
+                    adapt::push_udp_ip_with(&mut buf, p.cfg.local, remote, p.ident, p.udp_checksum)
                 }
                 None => Err(DropReason::NoRemote),
             },
