@@ -64,8 +64,7 @@ pub mod mbuf {
     /// `rte_pktmbuf_tailroom`: `buf_len - headroom - data_len`.
     #[inline(always)]
     pub unsafe fn tailroom(m: *const rte_mbuf) -> u16 {
-        (*m)
-            .buf_len
+        (*m).buf_len
             .wrapping_sub((*m).data_off)
             .wrapping_sub((*m).data_len)
     }

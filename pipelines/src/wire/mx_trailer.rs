@@ -535,7 +535,10 @@ mod tests {
                 traffic_class: on(2).then_some(0x33),
                 sequence_number: on(3).then_some(0x4455),
                 first_sdu_length: on(4).then_some(0x6677),
-                fragment_control: on(5).then_some(FragmentControl { more: true, offset: 9 }),
+                fragment_control: on(5).then_some(FragmentControl {
+                    more: true,
+                    offset: 9,
+                }),
             };
             let n = t.buffer_len();
             let (mut a, mut b) = ([0u8; MAX_LEN], [0u8; MAX_LEN]);
