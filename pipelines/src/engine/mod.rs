@@ -420,7 +420,9 @@ impl<B: PacketBuf> Engine<B> {
             paths,
             tcs,
             tx_seq,
-            rx_flows: Vec::with_capacity(self.cfg.max_rx_flows_per_client),
+            // Grown on the first PDU of each flow (bounded by max_rx_flows_per_client): a
+            // downlink-only or idle client costs no flow storage.
+            rx_flows: Vec::new(),
             counters: ClientCounters::default(),
             drops: [0; DropReason::COUNT],
             reorder_timeout: self.cfg.reorder.timeout_ns,
