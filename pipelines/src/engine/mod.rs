@@ -204,6 +204,8 @@ struct Client {
     /// [`EngineCounters::drops`].
     drops: [u64; DropReason::COUNT],
     reorder_timeout: u64,
+    /// In [`Engine::held`]: some reorder buffer of this client may hold packets.
+    listed: bool,
 }
 
 impl Client {
@@ -285,6 +287,9 @@ pub struct Engine<B: PacketBuf> {
     frags: Vec<B>,
     groups: Vec<Group<B>>,
     spare: Vec<Vec<B>>,
+    /// Slots of the clients whose reorder buffers may hold packets (`Client::listed`): poll
+    /// and next_deadline visit only these, O(clients holding packets) instead of O(clients).
+    held: Vec<usize>,
 }
 
 impl<B: PacketBuf> core::fmt::Debug for Engine<B> {
@@ -320,6 +325,7 @@ impl<B: PacketBuf> Engine<B> {
             frags: Vec::with_capacity(128),
             groups: Vec::with_capacity(32),
             spare: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -426,6 +432,7 @@ impl<B: PacketBuf> Engine<B> {
             counters: ClientCounters::default(),
             drops: [0; DropReason::COUNT],
             reorder_timeout: self.cfg.reorder.timeout_ns,
+            listed: false,
             cfg,
         };
         self.by_id.insert(client.cfg.id, slot);
@@ -537,6 +544,7 @@ impl<B: PacketBuf> Engine<B> {
             return false;
         };
         self.unindex_client(ci);
+        self.held.retain(|&h| h != ci);
         if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.take()) {
             self.by_anchor.remove(&c.cfg.anchor_addr);
             let slab = &mut self.slab;
@@ -946,12 +954,19 @@ impl<B: PacketBuf> Engine<B> {
         }
         let slab = &mut self.slab;
         let counters = &mut self.counters;
-        for c in self.clients.iter_mut().flatten() {
+        let clients = &mut self.clients;
+        // Only clients that may hold packets; those that no longer do leave the list.
+        self.held.retain(|&ci| {
+            let Some(c) = clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+                return false;
+            };
             let Client {
                 rx_flows,
                 counters: cc,
+                listed,
                 ..
             } = c;
+            let mut holding = false;
             for f in rx_flows.iter_mut() {
                 if f.reorder.next_deadline().is_none_or(|d| d > now) {
                     continue;
@@ -972,6 +987,20 @@ impl<B: PacketBuf> Engine<B> {
                         r.poll(now, |_, h| release(h));
                     }
                 }
+            }
+            holding = holding || rx_flows.iter().any(|f| f.reorder.depth() > 0);
+            *listed = holding;
+            holding
+        });
+    }
+
+    /// Puts the client in slot `ci` on the list [`Engine::poll`] visits (a reorder buffer of it
+    /// now holds a packet).
+    fn mark_held(&mut self, ci: usize) {
+        if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) {
+            if !c.listed {
+                c.listed = true;
+                self.held.push(ci);
             }
         }
     }
@@ -1011,7 +1040,11 @@ impl<B: PacketBuf> Engine<B> {
     /// When [`Engine::poll`] must next run, `None` when nothing waits.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut d = self.reasm.next_deadline();
-        for c in self.clients.iter().flatten() {
+        let listed = self
+            .held
+            .iter()
+            .filter_map(|&ci| self.clients.get(ci)?.as_ref());
+        for c in listed {
             for f in &c.rx_flows {
                 if let Some(t) = f.reorder.next_deadline() {
                     d = Some(d.map_or(t, |d| d.min(t)));

@@ -830,3 +830,35 @@ fn client_drops_count_attributed_drops_only() {
     assert_eq!(d[DropReason::NoPath as usize], 1);
     assert_eq!(n.client_drops(ClientId(8)), None);
 }
+
+#[test]
+fn poll_visits_only_clients_holding_packets_and_they_leave_the_list() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let mut pdus = Vec::new();
+    for i in 0..3 {
+        let s = down_sdu(&mut pool, i, 100);
+        n.from_anchor(s, 0, &mut pool, &mut out);
+        pdus.extend(deliveries(&mut out));
+    }
+    assert!(c.held.is_empty());
+    // SN 0 in order: nothing held, the client is not listed.
+    c.from_delivery(pdus.remove(0), 0, &mut pool, &mut out);
+    assert!(c.held.is_empty());
+    // SN 2 before 1: held, listed once however many packets it holds.
+    c.from_delivery(pdus.remove(1), MS, &mut pool, &mut out);
+    assert_eq!(c.held.len(), 1);
+    assert_eq!(c.next_deadline(), Some(MS + 50 * MS));
+    // SN 1 releases 2: the list empties at the next poll.
+    c.from_delivery(pdus.remove(0), 2 * MS, &mut pool, &mut out);
+    assert_eq!(anchors(&mut out), vec![0, 1, 2]);
+    c.poll(3 * MS, &mut pool, &mut out);
+    assert!(c.held.is_empty());
+    assert_eq!(c.next_deadline(), None);
+}

@@ -485,7 +485,11 @@ mod tests {
         let in_order: Vec<u16> = (0..3000).collect();
         push_all(&mut b, &in_order, 0, &mut got);
         assert_eq!(got.len(), 3000);
-        assert_eq!((b.slots.len(), b.arrivals.capacity()), (0, 0), "in order: no storage");
+        assert_eq!(
+            (b.slots.len(), b.arrivals.capacity()),
+            (0, 0),
+            "in order: no storage"
+        );
         // 3001 and 3100 held (3000 missing): a ring of 128 holds distance 100.
         push_all(&mut b, &[3001, 3100], 0, &mut got);
         assert_eq!(b.slots.len(), 128);
