@@ -13,6 +13,7 @@ use super::adapt::{self, NatSide};
 use super::classify::{classify, flow_hash, PacketInfo};
 use super::mxops;
 use super::{Adaptation, Convergence, Engine, Group, Output, Role};
+use crate::flow::steering::SteeringMode;
 
 impl<B: PacketBuf> Engine<B> {
     /// Sends one anchor-side IP packet (see the module documentation). Outputs go to `out`;
@@ -101,9 +102,14 @@ impl<B: PacketBuf> Engine<B> {
             Convergence::Gre => 0,
             Convergence::Trailer => tc,
         };
-        let hash = flow_hash(seed, &info);
         let Some(ti) = c.tcs.iter().position(|t| t.id == tc) else {
             return self.drop_for(ci, pool, pkt, DropReason::NoPath);
+        };
+        // Only per-flow steering reads the flow hash: skip it for the per-packet modes.
+        let hash = if c.tcs[ti].steering.mode() == SteeringMode::PerFlow {
+            flow_hash(seed, &info)
+        } else {
+            0
         };
         let sel = c.tcs[ti].steering.select(hash, info.len, now);
         if sel.is_empty() {
