@@ -226,6 +226,53 @@ impl MxTrailer {
         let Some((&flags, rest)) = pdu.split_last() else {
             return Err(Error::new(DropReason::MxTrailerLength, "mx_flags", 0));
         };
+        // Fast path (per packet): the whole trailer fits, so read the fields spelled out in
+        // LAYOUT order without walking the table. Short input takes the table walk below,
+        // which names the field that runs off the front. `tests::parse_matches_the_layout_walk`
+        // checks both agree.
+        if let Some(fields) = rest.len().checked_sub(len_from_flags(flags) - FLAGS_LEN) {
+            if let Some(f) = rest.get(fields..) {
+                return Ok(Self::parse_fields(flags, f));
+            }
+        }
+        Self::parse_by_table(flags, rest)
+    }
+
+    /// Decodes the fields announced by `flags` from `f`, which holds exactly them (the bytes
+    /// before the flags octet).
+    fn parse_fields(flags: u8, f: &[u8]) -> MxTrailer {
+        let mut t = MxTrailer::default();
+        let mut end = f.len();
+        let mut take = |n: usize| {
+            // `f` holds exactly the announced fields: end >= n for each of them.
+            let start = end.saturating_sub(n);
+            let v = read_be(f.get(start..end).unwrap_or(&[]));
+            end = start;
+            v
+        };
+        if flags & flags::NEXT_HEADER != 0 {
+            t.next_header = Some(take(1) as u8);
+        }
+        if flags & flags::CONNECTION_ID != 0 {
+            t.connection_id = Some(take(1) as u8);
+        }
+        if flags & flags::TRAFFIC_CLASS != 0 {
+            t.traffic_class = Some(take(1) as u8);
+        }
+        if flags & flags::SEQUENCE_NUMBER != 0 {
+            t.sequence_number = Some(take(2));
+        }
+        if flags & flags::FIRST_SDU_LENGTH != 0 {
+            t.first_sdu_length = Some(take(2));
+        }
+        if flags & flags::FRAGMENT_CONTROL != 0 {
+            t.fragment_control = Some(FragmentControl::from_byte(take(1) as u8));
+        }
+        t
+    }
+
+    /// The reference decoder: walks [`LAYOUT`], naming the field that does not fit.
+    fn parse_by_table(flags: u8, rest: &[u8]) -> Result<MxTrailer> {
         let mut end = rest.len();
         let mut trailer = MxTrailer::default();
         for spec in LAYOUT.iter().filter(|s| flags & s.flag != 0) {
@@ -520,6 +567,14 @@ pub fn sdu_sequence_number(last_sn: u16, index: usize, count: usize) -> u16 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_matches_the_layout_walk(data in proptest::collection::vec(any::<u8>(), 1..12)) {
+            let (&flags, rest) = data.split_last().unwrap();
+            prop_assert_eq!(MxTrailer::parse(&data), MxTrailer::parse_by_table(flags, rest));
+        }
+    }
 
     #[test]
     fn flags_and_emit_match_the_layout_table() {
