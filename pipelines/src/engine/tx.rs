@@ -261,7 +261,7 @@ impl<B: PacketBuf> Engine<B> {
         if burst && concat {
             return self.group_add(ci, pi, cid, tc, sn, protocol, buf, max_pdu, pool, out);
         }
-        if let Err(r) = mx::add_trailer(&mut buf, &t, ho) {
+        if let Err(r) = add_trailer_classified(&mut buf, &t, ho, protocol) {
             return self.drop_for(ci, pool, buf, r);
         }
         self.adapt_and_send(ci, pi, buf, pool, out);
@@ -441,6 +441,26 @@ impl<B: PacketBuf> Engine<B> {
             path,
             pkt: buf,
         });
+    }
+}
+
+/// `mx::add_trailer` for an SDU that `PacketInfo::parse` checked (these very bytes, or a copy;
+/// client NAT changes only addresses and checksums): an IPv4 header has its protocol at byte 9
+/// and its total length at bytes 2..4, so the trailer goes on without a second parse. IPv6
+/// (extension headers) takes the full parse.
+fn add_trailer_classified<B: PacketBuf>(
+    buf: &mut B,
+    t: &MxTrailer,
+    ho: bool,
+    protocol: u8,
+) -> Result<(), DropReason> {
+    let d = buf.data();
+    match (d.first().map(|b| b >> 4), d.get(2..4)) {
+        (Some(4), Some(&[a, b])) => {
+            let total = usize::from(u16::from_be_bytes([a, b]));
+            mx::add_trailer_parsed(buf, t, ho, total, protocol, 9)
+        }
+        _ => mx::add_trailer(buf, t, ho),
     }
 }
 
