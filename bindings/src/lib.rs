@@ -33,6 +33,8 @@ pub use ffi::*;
 /// # Safety
 /// Every function needs a valid, exclusively used mbuf.
 #[cfg(feature = "dpdk")]
+// One safety contract for the whole module (above), not repeated on each one-line accessor.
+#[allow(clippy::missing_safety_doc)]
 pub mod mbuf {
     use super::ffi::rte_mbuf;
 

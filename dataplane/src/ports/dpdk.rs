@@ -517,7 +517,7 @@ impl PacketBuf for Mbuf {
         }
         // SAFETY: p points at the n bytes just added in front of the data, inside the buffer
         // (contents are whatever the buffer held: initialised memory of the mempool).
-        Some(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, n) })
+        Some(unsafe { std::slice::from_raw_parts_mut(p, n) })
     }
 
     #[inline]
@@ -532,7 +532,7 @@ impl PacketBuf for Mbuf {
             return None;
         }
         // SAFETY: p points at the n bytes just added after the data, inside the buffer.
-        Some(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, n) })
+        Some(unsafe { std::slice::from_raw_parts_mut(p, n) })
     }
 
     #[inline]
