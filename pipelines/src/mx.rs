@@ -342,13 +342,39 @@ pub fn add_trailer<B: PacketBuf + ?Sized>(
         let ip = IpPacket::new_checked(buf.data()).map_err(|e| e.reason)?;
         (ip.total_len(), ip.upper_layer().map_err(|e| e.reason)?)
     };
+    add_trailer_parsed(
+        buf,
+        trailer,
+        header_optimization,
+        total,
+        upper.protocol,
+        upper.next_header_field_offset,
+    )
+}
+
+/// [`add_trailer`] for a packet whose IP header the caller has already checked (the engine's
+/// classification parsed it): `total` is its IP total length, `protocol` the upper-layer
+/// protocol and `proto_at` the offset of the byte holding it. Saves the second parse per
+/// packet. A `total` that a checked header could not have (shorter than an IPv4 header or
+/// longer than the data) is refused as [`DropReason::Truncated`].
+pub(crate) fn add_trailer_parsed<B: PacketBuf + ?Sized>(
+    buf: &mut B,
+    trailer: &MxTrailer,
+    header_optimization: bool,
+    total: usize,
+    protocol: u8,
+    proto_at: usize,
+) -> core::result::Result<(), DropReason> {
+    if total < crate::wire::ipv4::HEADER_LEN || total > buf.len() || proto_at >= total {
+        return Err(DropReason::Truncated);
+    }
     let mut trailer = *trailer;
     if header_optimization {
         if trailer.flags() == 0 {
             return trim_to(buf, total);
         }
     } else {
-        trailer.next_header = Some(upper.protocol);
+        trailer.next_header = Some(protocol);
     }
     let tlen = trailer.buffer_len();
     let new_total = total + tlen;
@@ -368,12 +394,7 @@ pub fn add_trailer<B: PacketBuf + ?Sized>(
     };
     trailer.emit(out);
     if !header_optimization {
-        rewrite_header(
-            buf.data_mut(),
-            upper.next_header_field_offset,
-            PROTOCOL_MX,
-            new_total,
-        );
+        rewrite_header(buf.data_mut(), proto_at, PROTOCOL_MX, new_total);
     }
     Ok(())
 }
@@ -559,6 +580,27 @@ mod tests {
             sequence_number: Some(sn),
             connection_id: Some(1),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn add_trailer_parsed_equals_add_trailer_and_refuses_impossible_lengths() {
+        for (payload, ho) in [(0, false), (50, false), (50, true), (1400, false)] {
+            let mut sdu = udp4(payload, 3);
+            sdu.extend_from_slice(&[0xEE; 4]); // link padding, removed by both
+            let (mut a, mut b) = (HeapBuf::from_slice(&sdu), HeapBuf::from_slice(&sdu));
+            add_trailer(&mut a, &sn_trailer(9), ho).unwrap();
+            add_trailer_parsed(&mut b, &sn_trailer(9), ho, sdu.len() - 4, 17, 9).unwrap();
+            assert_eq!(a.data(), b.data());
+        }
+        let sdu = udp4(10, 3);
+        let mut b = HeapBuf::from_slice(&sdu);
+        for (total, at) in [(19, 9), (sdu.len() + 1, 9), (20, 20)] {
+            assert_eq!(
+                add_trailer_parsed(&mut b, &sn_trailer(1), false, total, 17, at),
+                Err(DropReason::Truncated)
+            );
+            assert_eq!(b.data(), &sdu[..]);
         }
     }
 

@@ -408,15 +408,17 @@ impl Mbuf {
     }
 
     /// Number of segments in the chain.
+    #[inline]
     pub fn nb_segs(&self) -> u16 {
         // SAFETY: valid mbuf owned by self.
-        unsafe { sys::nmadp_pktmbuf_nb_segs(self.0.as_ptr()) }
+        unsafe { sys::mbuf::nb_segs(self.0.as_ptr()) }
     }
 
     /// Length of the whole packet (all segments).
+    #[inline]
     pub fn pkt_len(&self) -> u32 {
         // SAFETY: valid mbuf owned by self.
-        unsafe { sys::nmadp_pktmbuf_pkt_len(self.0.as_ptr()) }
+        unsafe { sys::mbuf::pkt_len(self.0.as_ptr()) }
     }
 
     /// Appends `tail` (and its segments) to this packet's chain (`rte_pktmbuf_chain`); gives
@@ -436,14 +438,19 @@ impl Mbuf {
         }
     }
 
+    // The accessors below read the rte_mbuf fields directly (`dpdk_sys::mbuf`, inline; the
+    // bound layout is checked against the C shim in dpdk-sys's tests) instead of calling the
+    // shim: the engine calls data()/data_mut() several times per packet.
+    #[inline]
     fn data_len(&self) -> usize {
         // SAFETY: valid mbuf owned by self.
-        usize::from(unsafe { sys::nmadp_pktmbuf_data_len(self.0.as_ptr()) })
+        usize::from(unsafe { sys::mbuf::data_len(self.0.as_ptr()) })
     }
 
+    #[inline]
     fn data_ptr(&self) -> *mut u8 {
         // SAFETY: valid mbuf owned by self; mtod is buf_addr + data_off.
-        unsafe { sys::nmadp_pktmbuf_mtod(self.0.as_ptr()) as *mut u8 }
+        unsafe { sys::mbuf::mtod(self.0.as_ptr()) }
     }
 }
 
@@ -468,6 +475,7 @@ impl fmt::Debug for Mbuf {
 }
 
 impl PacketBuf for Mbuf {
+    #[inline]
     fn data(&self) -> &[u8] {
         // SAFETY: mtod points at data_len initialised bytes of the first segment (the PMD or
         // our own writes filled them; alloc'd mbufs have data_len 0), inside the mbuf's
@@ -475,56 +483,68 @@ impl PacketBuf for Mbuf {
         unsafe { std::slice::from_raw_parts(self.data_ptr(), self.data_len()) }
     }
 
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `data`, and `&mut self` makes the access exclusive. (A clone made with
         // rte_pktmbuf_clone would share it; we never make indirect mbufs.)
         unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), self.data_len()) }
     }
 
+    #[inline]
     fn headroom(&self) -> usize {
         // SAFETY: valid mbuf owned by self.
-        usize::from(unsafe { sys::nmadp_pktmbuf_headroom(self.0.as_ptr()) })
+        usize::from(unsafe { sys::mbuf::headroom(self.0.as_ptr()) })
     }
 
+    #[inline]
     fn tailroom(&self) -> usize {
         // SAFETY: valid mbuf owned by self.
-        usize::from(unsafe { sys::nmadp_pktmbuf_tailroom(self.0.as_ptr()) })
+        usize::from(unsafe { sys::mbuf::tailroom(self.0.as_ptr()) })
     }
 
+    #[inline]
+    fn len(&self) -> usize {
+        self.data_len()
+    }
+
+    #[inline]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         let len = u16::try_from(n).ok()?;
         // SAFETY: valid mbuf owned by self; returns NULL (and changes nothing) if n > headroom.
-        let p = unsafe { sys::nmadp_pktmbuf_prepend(self.0.as_ptr(), len) };
+        let p = unsafe { sys::mbuf::prepend(self.0.as_ptr(), len) };
         if p.is_null() {
             return None;
         }
         // SAFETY: p points at the n bytes just added in front of the data, inside the buffer
         // (contents are whatever the buffer held: initialised memory of the mempool).
-        Some(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, n) })
+        Some(unsafe { std::slice::from_raw_parts_mut(p, n) })
     }
 
+    #[inline]
     fn append(&mut self, n: usize) -> Option<&mut [u8]> {
         if self.nb_segs() != 1 {
             return None;
         }
         let len = u16::try_from(n).ok()?;
         // SAFETY: valid single-segment mbuf; NULL (nothing changed) if n > tailroom.
-        let p = unsafe { sys::nmadp_pktmbuf_append(self.0.as_ptr(), len) };
+        let p = unsafe { sys::mbuf::append(self.0.as_ptr(), len) };
         if p.is_null() {
             return None;
         }
         // SAFETY: p points at the n bytes just added after the data, inside the buffer.
-        Some(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, n) })
+        Some(unsafe { std::slice::from_raw_parts_mut(p, n) })
     }
 
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
         let Ok(len) = u16::try_from(n) else {
             return false;
         };
         // SAFETY: valid mbuf; NULL (nothing changed) if n > data_len of the first segment.
-        !unsafe { sys::nmadp_pktmbuf_adj(self.0.as_ptr(), len) }.is_null()
+        !unsafe { sys::mbuf::adj(self.0.as_ptr(), len) }.is_null()
     }
 
+    #[inline]
     fn trim(&mut self, n: usize) -> bool {
         if self.nb_segs() != 1 {
             return false;
@@ -532,8 +552,8 @@ impl PacketBuf for Mbuf {
         let Ok(len) = u16::try_from(n) else {
             return false;
         };
-        // SAFETY: valid single-segment mbuf; -1 (nothing changed) if n > data_len.
-        unsafe { sys::nmadp_pktmbuf_trim(self.0.as_ptr(), len) == 0 }
+        // SAFETY: valid single-segment mbuf; false (nothing changed) if n > data_len.
+        unsafe { sys::mbuf::trim(self.0.as_ptr(), len) }
     }
 }
 

@@ -76,12 +76,14 @@ struct Args {
     eal_mem: String,
     setup_limit: f64,
     tag: String,
+    udp_checksum: bool,
 }
 
 const USAGE: &str =
     "nmadp-bench [--mode io|downlink|uplink|uplink-reorder] [--size 64|512|1500|imix] \
 [--clients N] [--flows PER_CLIENT] [--duration SECONDS] [--lcore CORE] [--burst N] [--mtu BYTES] \
-[--mbufs N] [--poll-us US] [--seed N] [--eal-mem 'FLAGS'] [--setup-limit SECONDS] [--tag LABEL]";
+[--mbufs N] [--poll-us US] [--seed N] [--eal-mem 'FLAGS'] [--setup-limit SECONDS] [--tag LABEL] \
+[--udp-checksum on|off]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -99,6 +101,7 @@ fn parse_args() -> Result<Args, String> {
         eal_mem: std::env::var("NMADP_EAL_MEM").unwrap_or_else(|_| "--no-huge -m 512".into()),
         setup_limit: 120.0,
         tag: String::new(),
+        udp_checksum: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -125,6 +128,13 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => a.seed = v.parse().map_err(bad)?,
             "--eal-mem" => a.eal_mem = v,
             "--tag" => a.tag = v,
+            "--udp-checksum" => {
+                a.udp_checksum = match v.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("bad value {v:?} for {k}")),
+                }
+            }
             "--setup-limit" => a.setup_limit = v.parse().map_err(badf)?,
             _ => return Err(format!("unknown option {k}\n{USAGE}")),
         }
@@ -302,11 +312,14 @@ fn run(a: &Args) -> Result<(), String> {
                 .add_client(plan::client_config(i, SteeringMode::Weighted, a.mtu))
                 .map_err(|e| format!("add_client {i}: {e:?}"))?;
             for p in 0..plan::PATHS {
-                engine.set_path_usable(
+                let (c, p) = (
                     pipelines::engine::ClientId(i),
                     pipelines::flow::steering::PathId(p),
-                    true,
                 );
+                engine.set_path_usable(c, p, true);
+                if !a.udp_checksum {
+                    engine.set_udp_checksum(c, p, false);
+                }
             }
             added = i + 1;
             if added & 1023 == 0 && t_setup.elapsed().as_secs_f64() > a.setup_limit {
@@ -418,6 +431,7 @@ fn run(a: &Args) -> Result<(), String> {
         "lcore": a.lcore,
         "burst": a.burst,
         "mtu": a.mtu,
+        "udp_checksum": a.udp_checksum,
         "eal_mem": a.eal_mem,
         "dpdk": eal.version(),
         "rx_pkts": rx_pkts,

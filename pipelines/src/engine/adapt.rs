@@ -2,7 +2,7 @@
 //! headers for the UDP tunnel, GRE encapsulation, and client NAT with incremental checksum
 //! updates (RFC 1624).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
 use crate::buf::PacketBuf;
 use crate::drop::DropReason;
@@ -78,6 +78,22 @@ pub fn push_udp_ip<B: PacketBuf + ?Sized>(
     dst: SocketAddr,
     ident: u16,
 ) -> Result<(), DropReason> {
+    push_udp_ip_with(buf, src, dst, ident, true)
+}
+
+/// [`push_udp_ip`] with a choice for the UDP checksum: `udp_checksum == false` sends 0 ("no
+/// checksum", RFC 768) over IPv4. IPv6 always gets a computed checksum (RFC 8200 §8.1; the
+/// zero-checksum exception of RFC 6935/6936 needs per-tunnel configuration on both sides).
+pub fn push_udp_ip_with<B: PacketBuf + ?Sized>(
+    buf: &mut B,
+    src: SocketAddr,
+    dst: SocketAddr,
+    ident: u16,
+    udp_checksum: bool,
+) -> Result<(), DropReason> {
+    if let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) {
+        return push_udp_ipv4(buf, s, d, ident, udp_checksum);
+    }
     let payload_len = buf.len();
     if payload_len > usize::from(u16::MAX) - udp::HEADER_LEN - ipv6::HEADER_LEN {
         return Err(DropReason::MxTrailerLength);
@@ -107,6 +123,101 @@ pub fn push_udp_ip<B: PacketBuf + ?Sized>(
         true,
     );
     push_ip(buf, src.ip(), dst.ip(), PROTOCOL_UDP, ident)
+}
+
+/// The IPv4 UDP tunnel headers written in one go: the same bytes as `udp::Repr::emit` +
+/// [`push_ip`] (checked by `tests::fast_v4_headers_equal_the_repr_emitters`), without the
+/// generic header views, and with both checksums summed from the known field values instead
+/// of re-reading the headers.
+fn push_udp_ipv4<B: PacketBuf + ?Sized>(
+    buf: &mut B,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    ident: u16,
+    udp_checksum: bool,
+) -> Result<(), DropReason> {
+    const HLEN: usize = ipv4::HEADER_LEN + udp::HEADER_LEN;
+    let payload_len = buf.len();
+    // Same limit as the generic path (room for an IPv6 header), so both reject alike.
+    if payload_len > usize::from(u16::MAX) - udp::HEADER_LEN - ipv6::HEADER_LEN {
+        return Err(DropReason::MxTrailerLength);
+    }
+    let udp_len = (payload_len + udp::HEADER_LEN) as u16;
+    let total = udp_len + ipv4::HEADER_LEN as u16;
+    let (s, d) = (src.ip().octets(), dst.ip().octets());
+    let addr_sum = u32::from(u16::from_be_bytes([s[0], s[1]]))
+        + u32::from(u16::from_be_bytes([s[2], s[3]]))
+        + u32::from(u16::from_be_bytes([d[0], d[1]]))
+        + u32::from(u16::from_be_bytes([d[2], d[3]]));
+    let udp_csum = if udp_checksum {
+        // RFC 768: pseudo header (addresses, protocol, UDP length) + header + data. The
+        // payload is summed before the headers exist (it starts at an even offset).
+        let acc = checksum::add(
+            checksum::sum(buf.data()),
+            addr_sum
+                + u32::from(PROTOCOL_UDP)
+                + 2 * u32::from(udp_len)
+                + u32::from(src.port())
+                + u32::from(dst.port()),
+        );
+        match !checksum::fold(acc) {
+            // RFC 768: a computed 0 is sent as all ones.
+            0 => 0xFFFF,
+            c => c,
+        }
+    } else {
+        0
+    };
+    // RFC 791 header checksum over the fields written below (version/IHL 0x45, TOS 0, flags
+    // and fragment offset 0, TTL, protocol).
+    let ip_sum = 0x4500
+        + u32::from(total)
+        + u32::from(ident)
+        + (u32::from(OUTER_TTL) << 8 | u32::from(PROTOCOL_UDP))
+        + addr_sum;
+    let ip_csum = !checksum::fold(ip_sum);
+    let hdr = buf.prepend(HLEN).ok_or(DropReason::NoRoom)?;
+    let Some(hdr) = hdr.get_mut(..HLEN) else {
+        return Err(DropReason::NoRoom);
+    };
+    let [t0, t1] = total.to_be_bytes();
+    let [i0, i1] = ident.to_be_bytes();
+    let [c0, c1] = ip_csum.to_be_bytes();
+    let [sp0, sp1] = src.port().to_be_bytes();
+    let [dp0, dp1] = dst.port().to_be_bytes();
+    let [l0, l1] = udp_len.to_be_bytes();
+    let [u0, u1] = udp_csum.to_be_bytes();
+    hdr.copy_from_slice(&[
+        0x45,
+        0,
+        t0,
+        t1,
+        i0,
+        i1,
+        0,
+        0,
+        OUTER_TTL,
+        PROTOCOL_UDP,
+        c0,
+        c1,
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+        sp0,
+        sp1,
+        dp0,
+        dp1,
+        l0,
+        l1,
+        u0,
+        u1,
+    ]);
+    Ok(())
 }
 
 /// Prepends a GRE header with key and sequence number (RFC 2784, RFC 2890; draft-04 §4.4.1)
@@ -259,6 +370,77 @@ mod tests {
         );
         assert_eq!(p.len(), 40 + 8 + 3);
         assert!(verify(&p));
+    }
+
+    /// The generic path (udp::Repr::emit + push_ip), as the fast IPv4 path must write it.
+    fn reference(
+        payload: &[u8],
+        src: SocketAddr,
+        dst: SocketAddr,
+        ident: u16,
+        csum: bool,
+    ) -> Vec<u8> {
+        let mut b = HeapBuf::from_slice(payload);
+        b.prepend(udp::HEADER_LEN).unwrap();
+        udp::Repr {
+            src_port: src.port(),
+            dst_port: dst.port(),
+        }
+        .emit(
+            &mut udp::Packet::new_unchecked(b.data_mut()),
+            &src.ip(),
+            &dst.ip(),
+            payload.len(),
+            csum,
+        );
+        push_ip(&mut b, src.ip(), dst.ip(), PROTOCOL_UDP, ident).unwrap();
+        b.to_vec()
+    }
+
+    #[test]
+    fn fast_v4_headers_equal_the_repr_emitters() {
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for len in [0usize, 1, 2, 3, 5, 64, 333, 1500, 2000] {
+            for _ in 0..20 {
+                let payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                let r = next();
+                let src = SocketAddr::from(((r as u32).to_be_bytes(), (r >> 32) as u16));
+                let dst = SocketAddr::from((((r >> 16) as u32).to_be_bytes(), (r >> 48) as u16));
+                let ident = (r >> 40) as u16;
+                for csum in [true, false] {
+                    let mut b = HeapBuf::from_slice(&payload);
+                    push_udp_ip_with(&mut b, src, dst, ident, csum).unwrap();
+                    assert_eq!(b.to_vec(), reference(&payload, src, dst, ident, csum));
+                    assert_eq!(csum, b.data()[26..28] != [0, 0]);
+                    assert!(!csum || verify(b.data()));
+                }
+            }
+        }
+        // No room: unchanged.
+        let mut b = HeapBuf::with_room(b"abc", 27, 0);
+        let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        assert_eq!(push_udp_ip(&mut b, a, a, 0), Err(DropReason::NoRoom));
+        assert_eq!(b.data(), b"abc");
+    }
+
+    #[test]
+    fn s4_1_udp_checksum_zero_over_ipv4_when_disabled_and_always_over_ipv6() {
+        let a: SocketAddr = "[2001:db8::1]:1".parse().unwrap();
+        let c: SocketAddr = "[2001:db8::2]:2".parse().unwrap();
+        let mut b = HeapBuf::from_slice(b"xyz");
+        push_udp_ip_with(&mut b, a, c, 0, false).unwrap();
+        assert!(verify(b.data()), "IPv6 keeps its checksum (RFC 8200 §8.1)");
+        let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let mut b = HeapBuf::from_slice(b"xyz");
+        push_udp_ip_with(&mut b, a, a, 0, false).unwrap();
+        assert_eq!(&b.data()[26..28], &[0, 0], "RFC 768: 0 = no checksum");
+        assert!(verify(b.data()), "a zero checksum verifies");
     }
 
     #[test]

@@ -89,6 +89,10 @@ struct Path {
     remote: Option<SocketAddr>,
     /// IPv4 identification of the next outer header.
     ident: u16,
+    /// Compute the outer UDP checksum (UDP tunnel over IPv4); false sends 0 (RFC 768).
+    /// Set by [`Engine::set_udp_checksum`]; a runtime setting rather than a `DeliveryConfig`
+    /// field so that struct literals of `DeliveryConfig` elsewhere keep compiling.
+    udp_checksum: bool,
     usable: bool,
     owd_ns: Option<u64>,
     rate_bps: Option<u64>,
@@ -102,6 +106,7 @@ impl Path {
         Path {
             remote: cfg.remote,
             ident: 0,
+            udp_checksum: true,
             usable: false,
             owd_ns: None,
             rate_bps: None,
@@ -199,6 +204,8 @@ struct Client {
     /// [`EngineCounters::drops`].
     drops: [u64; DropReason::COUNT],
     reorder_timeout: u64,
+    /// In [`Engine::held`]: some reorder buffer of this client may hold packets.
+    listed: bool,
 }
 
 impl Client {
@@ -280,6 +287,9 @@ pub struct Engine<B: PacketBuf> {
     frags: Vec<B>,
     groups: Vec<Group<B>>,
     spare: Vec<Vec<B>>,
+    /// Slots of the clients whose reorder buffers may hold packets (`Client::listed`): poll
+    /// and next_deadline visit only these, O(clients holding packets) instead of O(clients).
+    held: Vec<usize>,
 }
 
 impl<B: PacketBuf> core::fmt::Debug for Engine<B> {
@@ -315,6 +325,7 @@ impl<B: PacketBuf> Engine<B> {
             frags: Vec::with_capacity(128),
             groups: Vec::with_capacity(32),
             spare: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -415,10 +426,13 @@ impl<B: PacketBuf> Engine<B> {
             paths,
             tcs,
             tx_seq,
-            rx_flows: Vec::with_capacity(self.cfg.max_rx_flows_per_client),
+            // Grown on the first PDU of each flow (bounded by max_rx_flows_per_client): a
+            // downlink-only or idle client costs no flow storage.
+            rx_flows: Vec::new(),
             counters: ClientCounters::default(),
             drops: [0; DropReason::COUNT],
             reorder_timeout: self.cfg.reorder.timeout_ns,
+            listed: false,
             cfg,
         };
         self.by_id.insert(client.cfg.id, slot);
@@ -530,6 +544,7 @@ impl<B: PacketBuf> Engine<B> {
             return false;
         };
         self.unindex_client(ci);
+        self.held.retain(|&h| h != ci);
         if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.take()) {
             self.by_anchor.remove(&c.cfg.anchor_addr);
             let slab = &mut self.slab;
@@ -589,6 +604,7 @@ impl<B: PacketBuf> Engine<B> {
                 let mut n = Path::new(d, convergence);
                 n.remote = d.remote.or(learned);
                 n.ident = p.ident;
+                n.udp_checksum = p.udp_checksum;
                 n.usable = p.usable;
                 n.owd_ns = p.owd_ns;
                 n.rate_bps = p.rate_bps;
@@ -606,6 +622,22 @@ impl<B: PacketBuf> Engine<B> {
         }
         self.reindex_client(ci);
         Ok(())
+    }
+
+    /// Whether the outer UDP checksum of a UDP-tunnel path over IPv4 is computed (the default)
+    /// or sent as 0, "no checksum" (RFC 768; our receive side accepts 0, as must any UDP
+    /// receiver). Computing it reads every byte of the PDU, the dominant per-byte cost of the
+    /// downlink. IPv6 tunnels always carry a checksum (RFC 8200 §8.1). Kept across
+    /// [`Engine::update_delivery`]. Returns false for an unknown client or path.
+    pub fn set_udp_checksum(&mut self, client: ClientId, path: PathId, enabled: bool) -> bool {
+        let Some(c) = self.client_mut(client) else {
+            return false;
+        };
+        let Some(pi) = c.path_index(path) else {
+            return false;
+        };
+        c.paths[pi].udp_checksum = enabled;
+        true
     }
 
     /// Marks a path usable or not for steering (from the path monitor). Lossless switching
@@ -922,12 +954,19 @@ impl<B: PacketBuf> Engine<B> {
         }
         let slab = &mut self.slab;
         let counters = &mut self.counters;
-        for c in self.clients.iter_mut().flatten() {
+        let clients = &mut self.clients;
+        // Only clients that may hold packets; those that no longer do leave the list.
+        self.held.retain(|&ci| {
+            let Some(c) = clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+                return false;
+            };
             let Client {
                 rx_flows,
                 counters: cc,
+                listed,
                 ..
             } = c;
+            let mut holding = false;
             for f in rx_flows.iter_mut() {
                 if f.reorder.next_deadline().is_none_or(|d| d > now) {
                     continue;
@@ -948,6 +987,20 @@ impl<B: PacketBuf> Engine<B> {
                         r.poll(now, |_, h| release(h));
                     }
                 }
+            }
+            holding = holding || rx_flows.iter().any(|f| f.reorder.depth() > 0);
+            *listed = holding;
+            holding
+        });
+    }
+
+    /// Puts the client in slot `ci` on the list [`Engine::poll`] visits (a reorder buffer of it
+    /// now holds a packet).
+    fn mark_held(&mut self, ci: usize) {
+        if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) {
+            if !c.listed {
+                c.listed = true;
+                self.held.push(ci);
             }
         }
     }
@@ -987,7 +1040,11 @@ impl<B: PacketBuf> Engine<B> {
     /// When [`Engine::poll`] must next run, `None` when nothing waits.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut d = self.reasm.next_deadline();
-        for c in self.clients.iter().flatten() {
+        let listed = self
+            .held
+            .iter()
+            .filter_map(|&ci| self.clients.get(ci)?.as_ref());
+        for c in listed {
             for f in &c.rx_flows {
                 if let Some(t) = f.reorder.next_deadline() {
                     d = Some(d.map_or(t, |d| d.min(t)));

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::buf::{BufPool, PacketBuf};
 use crate::drop::DropReason;
-use crate::flow::reorder::{ReorderBuffer, ReorderConfig};
+use crate::flow::reorder::{PushOutcome, ReorderBuffer, ReorderConfig};
 use crate::flow::seqnum::{FlowKey, Sn16, Sn32};
 use crate::flow::Instant;
 use crate::mx::{self, PduOptions};
@@ -648,6 +648,9 @@ impl<B: PacketBuf> Engine<B> {
             if let Some(n) = cd.get_mut(reason as usize) {
                 *n += 1;
             }
+        }
+        if outcome == PushOutcome::Buffered {
+            self.mark_held(ci);
         }
     }
 }

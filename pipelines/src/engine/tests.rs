@@ -179,6 +179,41 @@ fn s4_1_udp_tunnel_outer_header_uses_path_endpoints_and_incrementing_ident() {
 }
 
 #[test]
+fn s4_1_udp_checksum_can_be_disabled_per_path_and_the_peer_accepts_zero() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let (cid, wifi) = (n.client_ids()[0], PathId(1));
+    assert!(n.set_udp_checksum(cid, wifi, false));
+    assert!(!n.set_udp_checksum(cid, PathId(99), false));
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let s = down_sdu(&mut pool, 0, 100);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    let mut pdus = deliveries(&mut out);
+    assert_eq!(pdus.len(), 1);
+    let p = pdus.remove(0);
+    assert!(crate::wire::ipv4::Packet::new_checked(p.data())
+        .unwrap()
+        .verify_checksum());
+    assert_eq!(&p.data()[26..28], &[0, 0], "RFC 768: zero = no checksum");
+    // Re-enabled: a real checksum again.
+    assert!(n.set_udp_checksum(cid, wifi, true));
+    let s = down_sdu(&mut pool, 1, 100);
+    n.from_anchor(s, 0, &mut pool, &mut out);
+    let q = deliveries(&mut out).remove(0);
+    assert_ne!(&q.data()[26..28], &[0, 0]);
+    // The receiver accepts the zero-checksum PDU, then the checksummed one.
+    c.from_delivery(p, 0, &mut pool, &mut out);
+    assert_eq!(anchors(&mut out), vec![0]);
+    c.from_delivery(q, 0, &mut pool, &mut out);
+    assert_eq!(anchors(&mut out), vec![1]);
+}
+
+#[test]
 fn s4_2_1_sn_continues_per_connection_and_tc_and_trailer_has_negotiated_fields_only() {
     let mut cfg = client(Role::NMadp, Convergence::Trailer, Adaptation::PassThrough);
     cfg.deliveries[0].trailer_tx = TrailerFields::new(flags::SEQUENCE_NUMBER);
@@ -794,4 +829,36 @@ fn client_drops_count_attributed_drops_only() {
     let d = n.client_drops(ClientId(7)).unwrap();
     assert_eq!(d[DropReason::NoPath as usize], 1);
     assert_eq!(n.client_drops(ClientId(8)), None);
+}
+
+#[test]
+fn poll_visits_only_clients_holding_packets_and_they_leave_the_list() {
+    let (mut n, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let mut pdus = Vec::new();
+    for i in 0..3 {
+        let s = down_sdu(&mut pool, i, 100);
+        n.from_anchor(s, 0, &mut pool, &mut out);
+        pdus.extend(deliveries(&mut out));
+    }
+    assert!(c.held.is_empty());
+    // SN 0 in order: nothing held, the client is not listed.
+    c.from_delivery(pdus.remove(0), 0, &mut pool, &mut out);
+    assert!(c.held.is_empty());
+    // SN 2 before 1: held, listed once however many packets it holds.
+    c.from_delivery(pdus.remove(1), MS, &mut pool, &mut out);
+    assert_eq!(c.held.len(), 1);
+    assert_eq!(c.next_deadline(), Some(MS + 50 * MS));
+    // SN 1 releases 2: the list empties at the next poll.
+    c.from_delivery(pdus.remove(0), 2 * MS, &mut pool, &mut out);
+    assert_eq!(anchors(&mut out), vec![0, 1, 2]);
+    c.poll(3 * MS, &mut pool, &mut out);
+    assert!(c.held.is_empty());
+    assert_eq!(c.next_deadline(), None);
 }

@@ -13,6 +13,7 @@ use super::adapt::{self, NatSide};
 use super::classify::{classify, flow_hash, PacketInfo};
 use super::mxops;
 use super::{Adaptation, Convergence, Engine, Group, Output, Role};
+use crate::flow::steering::SteeringMode;
 
 impl<B: PacketBuf> Engine<B> {
     /// Sends one anchor-side IP packet (see the module documentation). Outputs go to `out`;
@@ -101,9 +102,14 @@ impl<B: PacketBuf> Engine<B> {
             Convergence::Gre => 0,
             Convergence::Trailer => tc,
         };
-        let hash = flow_hash(seed, &info);
         let Some(ti) = c.tcs.iter().position(|t| t.id == tc) else {
             return self.drop_for(ci, pool, pkt, DropReason::NoPath);
+        };
+        // Only per-flow steering reads the flow hash: skip it for the per-packet modes.
+        let hash = if c.tcs[ti].steering.mode() == SteeringMode::PerFlow {
+            flow_hash(seed, &info)
+        } else {
+            0
         };
         let sel = c.tcs[ti].steering.select(hash, info.len, now);
         if sel.is_empty() {
@@ -255,7 +261,7 @@ impl<B: PacketBuf> Engine<B> {
         if burst && concat {
             return self.group_add(ci, pi, cid, tc, sn, protocol, buf, max_pdu, pool, out);
         }
-        if let Err(r) = mx::add_trailer(&mut buf, &t, ho) {
+        if let Err(r) = add_trailer_classified(&mut buf, &t, ho, protocol) {
             return self.drop_for(ci, pool, buf, r);
         }
         self.adapt_and_send(ci, pi, buf, pool, out);
@@ -408,7 +414,7 @@ impl<B: PacketBuf> Engine<B> {
             (_, Adaptation::UdpTunnel { .. }) => match p.remote {
                 Some(remote) => {
                     p.ident = p.ident.wrapping_add(1);
-                    adapt::push_udp_ip(&mut buf, p.cfg.local, remote, p.ident)
+                    adapt::push_udp_ip_with(&mut buf, p.cfg.local, remote, p.ident, p.udp_checksum)
                 }
                 None => Err(DropReason::NoRemote),
             },
@@ -435,6 +441,26 @@ impl<B: PacketBuf> Engine<B> {
             path,
             pkt: buf,
         });
+    }
+}
+
+/// `mx::add_trailer` for an SDU that `PacketInfo::parse` checked (these very bytes, or a copy;
+/// client NAT changes only addresses and checksums): an IPv4 header has its protocol at byte 9
+/// and its total length at bytes 2..4, so the trailer goes on without a second parse. IPv6
+/// (extension headers) takes the full parse.
+fn add_trailer_classified<B: PacketBuf>(
+    buf: &mut B,
+    t: &MxTrailer,
+    ho: bool,
+    protocol: u8,
+) -> Result<(), DropReason> {
+    let d = buf.data();
+    match (d.first().map(|b| b >> 4), d.get(2..4)) {
+        (Some(4), Some(&[a, b])) => {
+            let total = usize::from(u16::from_be_bytes([a, b]));
+            mx::add_trailer_parsed(buf, t, ho, total, protocol, 9)
+        }
+        _ => mx::add_trailer(buf, t, ho),
     }
 }
 

@@ -6,9 +6,13 @@
 //! Sans-IO: time is an argument, released items go to a caller's closure. One buffer per flow
 //! ([`crate::flow::seqnum::FlowKey`]), so a loss stalls only its own flow.
 //!
-//! Storage is preallocated at creation: a ring of `window` slots, a bitmap of the last `window`
-//! released SNs (to tell a duplicate from a late packet) and an arrival queue of `2 × window`
-//! entries (for the timeout). No allocation per packet.
+//! Storage: a bitmap of the last `window` released SNs (to tell a duplicate from a late packet,
+//! `window / 8` bytes, allocated at creation), a ring of slots for held packets and an arrival
+//! queue (for the timeout). The ring and the queue grow on demand, by doubling, up to the
+//! window (the ring to `window` rounded up to a power of two, the queue to `2 × window`): a
+//! flow that never reorders allocates neither, so idle and in-order flows cost little (one
+//! engine holds a flow per client and traffic class, for up to millions of clients). After
+//! growth, no allocation per packet.
 
 use std::collections::VecDeque;
 
@@ -117,9 +121,10 @@ impl PushOutcome {
 pub struct ReorderBuffer<T, S: SeqSpace> {
     window: usize,
     timeout_ns: u64,
-    /// Ring: the item of SN `expected + d` (0 <= d < window) lives at `(head + d) % window`.
+    /// Ring: the item of SN position `p` (counted like `passed`) lives at `p % slots.len()`;
+    /// the length is 0 or a power of two `> d` for every held `expected + d` (grown on demand,
+    /// at most `window.next_power_of_two()`).
     slots: Vec<Option<T>>,
-    head: usize,
     /// Next SN to release; `None` until the first packet (which sets it).
     expected: Option<S>,
     /// The SN the sender starts a flow at, if known ([`ReorderBuffer::set_initial`]).
@@ -144,19 +149,16 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     pub fn new(config: ReorderConfig) -> Self {
         let max_window = (S::HALF / 2) as usize;
         let window = config.window.clamp(1, max_window);
-        let mut slots = Vec::with_capacity(window);
-        slots.resize_with(window, || None);
         ReorderBuffer {
             window,
             timeout_ns: config.timeout_ns,
-            slots,
-            head: 0,
+            slots: Vec::new(),
             expected: None,
             initial: None,
             depth: 0,
             history: vec![0; window.div_ceil(64)],
             passed: 0,
-            arrivals: VecDeque::with_capacity(2 * window),
+            arrivals: VecDeque::new(),
             now: 0,
             stats: ReorderStats::default(),
         }
@@ -262,7 +264,8 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             PushOutcome::InOrder
         } else {
             // 0 < d < window here: the drain above only moves `expected` up to `sn`.
-            let idx = (self.head + d as usize) % self.window;
+            self.grow_for(d as usize);
+            let idx = self.slot_index(d as usize);
             match self.slots.get_mut(idx) {
                 Some(slot @ None) => {
                     *slot = Some(item);
@@ -324,11 +327,36 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
         self.slots.iter_mut().for_each(|s| *s = None);
         self.history.iter_mut().for_each(|w| *w = 0);
         self.arrivals.clear();
-        self.head = 0;
         self.expected = None;
         self.depth = 0;
         self.passed = 0;
         dropped
+    }
+
+    /// Ring index of SN `expected + d` (meaningless, and unused, while the ring is empty).
+    fn slot_index(&self, d: usize) -> usize {
+        (self.passed as usize).wrapping_add(d) & self.slots.len().wrapping_sub(1)
+    }
+
+    /// Makes the ring hold `expected + d` (`d < window`): doubles it (at least 8 slots) and
+    /// moves the held items to their places in the larger ring.
+    fn grow_for(&mut self, d: usize) {
+        let old_len = self.slots.len();
+        if d < old_len {
+            return;
+        }
+        let new_len = (d + 1).next_power_of_two().max(8).max(2 * old_len);
+        let mut slots = Vec::with_capacity(new_len);
+        slots.resize_with(new_len, || None);
+        let base = self.passed as usize;
+        for (i, item) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+            if let Some(t) = item {
+                // Its distance from the release point, then its index in the new ring.
+                let off = i.wrapping_sub(base) & (old_len - 1);
+                slots[base.wrapping_add(off) & (new_len - 1)] = Some(t);
+            }
+        }
+        self.slots = slots;
     }
 
     fn history_bit(&self, pos: u64) -> bool {
@@ -361,13 +389,13 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
         }
         self.set_history(self.passed, delivered);
         self.passed += 1;
-        self.head = (self.head + 1) % self.window;
         self.expected = Some(sn.wrapping_add(1));
     }
 
     /// Pass the head SN, releasing whatever is held there.
     fn advance_one(&mut self, out: &mut impl FnMut(S, T)) {
-        let held = self.slots.get_mut(self.head).and_then(Option::take);
+        let head = self.slot_index(0);
+        let held = self.slots.get_mut(head).and_then(Option::take);
         if held.is_some() {
             self.depth -= 1;
             self.stats.reordered += 1;
@@ -377,7 +405,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
 
     /// Release the held run starting at the head.
     fn drain(&mut self, out: &mut impl FnMut(S, T)) {
-        while matches!(self.slots.get(self.head), Some(Some(_))) {
+        while matches!(self.slots.get(self.slot_index(0)), Some(Some(_))) {
             self.advance_one(out);
         }
     }
@@ -409,7 +437,6 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             }
             self.passed += rest;
             self.stats.gaps_skipped += rest;
-            self.head = ((self.head as u64 + rest) % self.window as u64) as usize;
             self.expected = Some(target);
         }
     }
@@ -449,6 +476,29 @@ mod tests {
         sns.iter()
             .map(|&s| b.push(Sn16(s), u64::from(s), now, |sn, _| got.push(sn.0)))
             .collect()
+    }
+
+    #[test]
+    fn storage_grows_only_when_packets_are_held_and_stays_within_the_window() {
+        let mut b = Buf::new(cfg(1000, MS));
+        let mut got = vec![];
+        let in_order: Vec<u16> = (0..3000).collect();
+        push_all(&mut b, &in_order, 0, &mut got);
+        assert_eq!(got.len(), 3000);
+        assert_eq!(
+            (b.slots.len(), b.arrivals.capacity()),
+            (0, 0),
+            "in order: no storage"
+        );
+        // 3001 and 3100 held (3000 missing): a ring of 128 holds distance 100.
+        push_all(&mut b, &[3001, 3100], 0, &mut got);
+        assert_eq!(b.slots.len(), 128);
+        // Held items keep their places across growth: release in order.
+        push_all(&mut b, &[3999, 3000], 0, &mut got);
+        assert_eq!(b.slots.len(), 1024, "window 1000 -> at most 1024 slots");
+        assert_eq!(&got[3000..], &[3000, 3001]);
+        b.poll(10 * MS, |sn, _| got.push(sn.0));
+        assert_eq!(&got[3002..], &[3100, 3999]);
     }
 
     #[test]

@@ -296,6 +296,9 @@ impl Slot {
 pub struct Steering {
     mode: SteeringMode,
     slots: [Option<Slot>; MAX_PATHS],
+    /// Slots past this index are all empty: the per-packet loops stop here (a client has 2
+    /// paths, the table 8 slots).
+    used: usize,
     no_path: u64,
 }
 
@@ -305,6 +308,7 @@ impl Steering {
         Steering {
             mode,
             slots: [None; MAX_PATHS],
+            used: 0,
             no_path: 0,
         }
     }
@@ -338,11 +342,13 @@ impl Steering {
             s.params = params;
             return Ok(());
         }
-        let free = self
+        let (i, free) = self
             .slots
             .iter_mut()
-            .find(|s| s.is_none())
+            .enumerate()
+            .find(|(_, s)| s.is_none())
             .ok_or(PathTableFull)?;
+        self.used = self.used.max(i + 1);
         *free = Some(Slot {
             id,
             params,
@@ -381,10 +387,26 @@ impl Steering {
         {
             Some(s) => {
                 *s = None;
+                self.used = self
+                    .slots
+                    .iter()
+                    .rposition(Option::is_some)
+                    .map_or(0, |i| i + 1);
                 true
             }
             None => false,
         }
+    }
+
+    /// The slots that may be occupied.
+    fn live(&self) -> &[Option<Slot>] {
+        &self.slots[..self.used.min(MAX_PATHS)]
+    }
+
+    fn live_mut(&mut self) -> &mut [Option<Slot>] {
+        // `used <= MAX_PATHS` always (set_path, remove_path); min() keeps this panic-free.
+        let used = self.used.min(MAX_PATHS);
+        &mut self.slots[..used]
     }
 
     /// Whether the path is configured and usable.
@@ -437,7 +459,7 @@ impl Steering {
         if sel.is_empty() {
             self.no_path = self.no_path.saturating_add(1);
         } else {
-            for s in self.slots.iter_mut().flatten() {
+            for s in self.live_mut().iter_mut().flatten() {
                 if sel.contains(s.id) {
                     s.counters.packets = s.counters.packets.saturating_add(1);
                     s.counters.bytes = s.counters.bytes.saturating_add(bytes as u64);
@@ -474,14 +496,14 @@ impl Steering {
     fn effective_weights(&self) -> [u32; MAX_PATHS] {
         let mut w = [0u32; MAX_PATHS];
         let mut any = false;
-        for (i, s) in self.slots.iter().enumerate() {
+        for (i, s) in self.live().iter().enumerate() {
             if let Some(s) = s.filter(|s| s.usable) {
                 w[i] = s.params.weight;
                 any |= s.params.weight > 0;
             }
         }
         if !any {
-            for (i, s) in self.slots.iter().enumerate() {
+            for (i, s) in self.live().iter().enumerate() {
                 if s.is_some_and(|s| s.usable) {
                     w[i] = 1;
                 }
@@ -497,7 +519,7 @@ impl Steering {
         let mut total: i64 = 0;
         let mut best: Option<usize> = None;
         let mut best_current = i64::MIN;
-        for (i, s) in self.slots.iter_mut().enumerate() {
+        for (i, s) in self.live_mut().iter_mut().enumerate() {
             let Some(s) = s else { continue };
             if w[i] == 0 {
                 continue;
@@ -593,6 +615,37 @@ mod tests {
     const A: PathId = PathId(1);
     const B: PathId = PathId(2);
     const C: PathId = PathId(3);
+
+    #[test]
+    fn per_packet_loops_see_every_path_after_removals_and_reuse() {
+        let mut s = Steering::new(SteeringMode::Weighted);
+        for id in [A, B, C] {
+            s.set_path(id, p(1, 0)).unwrap();
+            s.set_usable(id, true);
+        }
+        assert_eq!(s.used, 3);
+        s.remove_path(C);
+        assert_eq!(s.used, 2);
+        s.remove_path(A);
+        assert_eq!(s.used, 2, "slot 1 (B) still occupied");
+        // D reuses slot 0; a new path E goes to slot 2.
+        let (d, e) = (PathId(4), PathId(5));
+        for id in [d, e] {
+            s.set_path(id, p(1, 0)).unwrap();
+            s.set_usable(id, true);
+        }
+        assert_eq!(s.used, 3);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            seen.extend(s.select(0, 100, 0).iter());
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![B, d, e]);
+        for id in [B, d, e] {
+            s.remove_path(id);
+        }
+        assert_eq!(s.used, 0);
+        assert!(s.select(0, 100, 0).is_empty());
+    }
 
     fn p(weight: u32, priority: u8) -> PathParams {
         PathParams {

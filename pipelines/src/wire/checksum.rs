@@ -13,11 +13,22 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// [`checksum`]. Only pieces that start at an even offset of the checksummed data may be summed
 /// separately (RFC 1071 §2 (B): byte order and alignment independence hold per word).
 pub fn sum(data: &[u8]) -> u32 {
-    // Sum 32-bit big-endian words into a u64: 2^16 ≡ 1 (mod 0xFFFF), so a 32-bit word is
-    // congruent to the sum of its two 16-bit halves (RFC 1071 §2 (C), "parallel summation").
-    // A u64 cannot overflow for any slice shorter than 2^34 bytes.
-    let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(4);
+    // Bulk: 64-bit words in NATIVE byte order into a u128 (add with carry; cannot overflow
+    // below 2^64 words). 2^16 ≡ 1 (mod 0xFFFF), so a 64-bit word is congruent to the sum of its
+    // 16-bit pieces (RFC 1071 §2 (C), "parallel summation"), and the one's-complement sum is
+    // byte-order independent up to a final swap (RFC 1071 §2 (B)): fold to 16 bits, then
+    // `from_be` turns the native-order sum into the big-endian one. Folding with end-around
+    // carries keeps a nonzero sum nonzero, so the result is the same value (0 only for
+    // all-zero data) as the word-by-word loop below.
+    let mut wide: u128 = 0;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        wide += u128::from(u64::from_ne_bytes(b));
+    }
+    let mut acc: u64 = u64::from(u16::from_be(fold(fold64(fold128(wide)))));
+    let mut chunks = words.remainder().chunks_exact(4);
     for c in &mut chunks {
         acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
     }
@@ -38,6 +49,13 @@ pub fn add(a: u32, b: u32) -> u32 {
     let (s, carry) = a.overflowing_add(b);
     // 2^32 ≡ 1 (mod 0xFFFF): the lost carry re-enters at the bottom.
     s.wrapping_add(u32::from(carry))
+}
+
+fn fold128(mut acc: u128) -> u64 {
+    while acc >> 64 != 0 {
+        acc = (acc & u128::from(u64::MAX)) + (acc >> 64);
+    }
+    acc as u64
 }
 
 fn fold64(mut acc: u64) -> u32 {
@@ -222,9 +240,26 @@ mod tests {
         })
     }
 
+    #[test]
+    fn wide_sum_matches_the_reference_on_carry_heavy_and_zero_data() {
+        for len in 0..=2100 {
+            for fill in [0x00u8, 0xFF, 0x80, 0x01] {
+                let data = std::vec![fill; len];
+                assert_eq!(
+                    checksum(&data),
+                    reference_checksum(&data),
+                    "{len} x {fill:#x}"
+                );
+            }
+        }
+        // Words that sum to exactly 0 mod 0xFFFF but are not zero: 0xFFFF, not 0.
+        let data = [0xFFu8, 0xFF, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF];
+        assert_eq!(checksum(&data), reference_checksum(&data));
+    }
+
     proptest! {
         #[test]
-        fn sum_matches_rfc1071_reference(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn sum_matches_rfc1071_reference(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
             prop_assert_eq!(checksum(&data), reference_checksum(&data));
         }
 

@@ -76,6 +76,22 @@ pub const MAX_LEN: usize = len_from_flags(flags::ALL_FIELDS);
 /// Trailer length announced by a flags octet: 1 + the sizes of the present fields (1..=[`MAX_LEN`]).
 /// Reserved bits do not count (`WIRE.md`: ignored on receipt).
 pub const fn len_from_flags(flags: u8) -> usize {
+    LEN_BY_FLAGS[flags as usize] as usize
+}
+
+/// [`len_from_flags`] for every flags octet, computed from [`LAYOUT`] at compile time (the
+/// lookup replaces a table walk per packet).
+const LEN_BY_FLAGS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut f = 0;
+    while f < 256 {
+        t[f] = len_by_table(f as u8) as u8;
+        f += 1;
+    }
+    t
+};
+
+const fn len_by_table(flags: u8) -> usize {
     let mut len = FLAGS_LEN;
     let mut i = 0;
     while i < LAYOUT.len() {
@@ -149,6 +165,7 @@ pub struct MxTrailer {
 }
 
 impl MxTrailer {
+    #[cfg(test)]
     fn get(&self, field: Field) -> Option<u16> {
         match field {
             Field::NextHeader => self.next_header.map(u16::from),
@@ -176,10 +193,15 @@ impl MxTrailer {
 
     /// The MX flags octet announcing exactly the present fields (reserved bits 0).
     pub fn flags(&self) -> u8 {
-        LAYOUT
-            .iter()
-            .filter(|s| self.get(s.field).is_some())
-            .fold(0, |acc, s| acc | s.flag)
+        // Spelled out rather than walking LAYOUT (per packet); `tests::flags_and_emit_match_the_layout_table`
+        // checks it against the table.
+        let bit = |present: bool, flag: u8| if present { flag } else { 0 };
+        bit(self.next_header.is_some(), flags::NEXT_HEADER)
+            | bit(self.connection_id.is_some(), flags::CONNECTION_ID)
+            | bit(self.traffic_class.is_some(), flags::TRAFFIC_CLASS)
+            | bit(self.sequence_number.is_some(), flags::SEQUENCE_NUMBER)
+            | bit(self.first_sdu_length.is_some(), flags::FIRST_SDU_LENGTH)
+            | bit(self.fragment_control.is_some(), flags::FRAGMENT_CONTROL)
     }
 
     /// Encoded length: 1 + the sizes of the present fields (1..=[`MAX_LEN`]).
@@ -204,6 +226,53 @@ impl MxTrailer {
         let Some((&flags, rest)) = pdu.split_last() else {
             return Err(Error::new(DropReason::MxTrailerLength, "mx_flags", 0));
         };
+        // Fast path (per packet): the whole trailer fits, so read the fields spelled out in
+        // LAYOUT order without walking the table. Short input takes the table walk below,
+        // which names the field that runs off the front. `tests::parse_matches_the_layout_walk`
+        // checks both agree.
+        if let Some(fields) = rest.len().checked_sub(len_from_flags(flags) - FLAGS_LEN) {
+            if let Some(f) = rest.get(fields..) {
+                return Ok(Self::parse_fields(flags, f));
+            }
+        }
+        Self::parse_by_table(flags, rest)
+    }
+
+    /// Decodes the fields announced by `flags` from `f`, which holds exactly them (the bytes
+    /// before the flags octet).
+    fn parse_fields(flags: u8, f: &[u8]) -> MxTrailer {
+        let mut t = MxTrailer::default();
+        let mut end = f.len();
+        let mut take = |n: usize| {
+            // `f` holds exactly the announced fields: end >= n for each of them.
+            let start = end.saturating_sub(n);
+            let v = read_be(f.get(start..end).unwrap_or(&[]));
+            end = start;
+            v
+        };
+        if flags & flags::NEXT_HEADER != 0 {
+            t.next_header = Some(take(1) as u8);
+        }
+        if flags & flags::CONNECTION_ID != 0 {
+            t.connection_id = Some(take(1) as u8);
+        }
+        if flags & flags::TRAFFIC_CLASS != 0 {
+            t.traffic_class = Some(take(1) as u8);
+        }
+        if flags & flags::SEQUENCE_NUMBER != 0 {
+            t.sequence_number = Some(take(2));
+        }
+        if flags & flags::FIRST_SDU_LENGTH != 0 {
+            t.first_sdu_length = Some(take(2));
+        }
+        if flags & flags::FRAGMENT_CONTROL != 0 {
+            t.fragment_control = Some(FragmentControl::from_byte(take(1) as u8));
+        }
+        t
+    }
+
+    /// The reference decoder: walks [`LAYOUT`], naming the field that does not fit.
+    fn parse_by_table(flags: u8, rest: &[u8]) -> Result<MxTrailer> {
         let mut end = rest.len();
         let mut trailer = MxTrailer::default();
         for spec in LAYOUT.iter().filter(|s| flags & s.flag != 0) {
@@ -231,6 +300,44 @@ impl MxTrailer {
     pub fn emit(&self, out: &mut [u8]) {
         let flags = self.flags();
         assert_eq!(out.len(), len_from_flags(flags), "MX trailer buffer length");
+        let (flags_octet, rest) = out.split_last_mut().expect("trailer is at least 1 byte");
+        *flags_octet = flags;
+        // The fields go backwards from the flags octet in LAYOUT order; spelled out (no table
+        // walk per packet), checked against the table by
+        // `tests::flags_and_emit_match_the_layout_table`.
+        let mut end = rest.len();
+        let mut put1 = |v: Option<u8>, rest: &mut [u8]| {
+            if let Some(v) = v {
+                end -= 1;
+                rest[end] = v;
+            }
+        };
+        put1(self.next_header, rest);
+        put1(self.connection_id, rest);
+        put1(self.traffic_class, rest);
+        let mut put2 = |v: Option<u16>, rest: &mut [u8]| {
+            if let Some(v) = v {
+                end -= 2;
+                rest[end..end + 2].copy_from_slice(&v.to_be_bytes());
+            }
+        };
+        put2(self.sequence_number, rest);
+        put2(self.first_sdu_length, rest);
+        if let Some(fc) = self.fragment_control {
+            end -= 1;
+            rest[end] = fc.to_byte();
+        }
+        debug_assert_eq!(end, 0);
+    }
+
+    /// The reference encoder: walks [`LAYOUT`] (what `emit` spells out).
+    #[cfg(test)]
+    fn emit_by_table(&self, out: &mut [u8]) {
+        let flags = LAYOUT
+            .iter()
+            .filter(|s| self.get(s.field).is_some())
+            .fold(0, |acc, s| acc | s.flag);
+        assert_eq!(out.len(), len_by_table(flags), "MX trailer buffer length");
         let (flags_octet, rest) = out.split_last_mut().expect("trailer is at least 1 byte");
         *flags_octet = flags;
         let mut end = rest.len();
@@ -460,6 +567,42 @@ pub fn sdu_sequence_number(last_sn: u16, index: usize, count: usize) -> u16 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_matches_the_layout_walk(data in proptest::collection::vec(any::<u8>(), 1..12)) {
+            let (&flags, rest) = data.split_last().unwrap();
+            prop_assert_eq!(MxTrailer::parse(&data), MxTrailer::parse_by_table(flags, rest));
+        }
+    }
+
+    #[test]
+    fn flags_and_emit_match_the_layout_table() {
+        for f in 0..=255u8 {
+            assert_eq!(len_from_flags(f), len_by_table(f), "flags {f:#04x}");
+        }
+        // Every combination of present fields, with distinct values.
+        for f in 0..64u8 {
+            let on = |bit: u8| f & (1 << bit) != 0;
+            let t = MxTrailer {
+                next_header: on(0).then_some(0x11),
+                connection_id: on(1).then_some(0x22),
+                traffic_class: on(2).then_some(0x33),
+                sequence_number: on(3).then_some(0x4455),
+                first_sdu_length: on(4).then_some(0x6677),
+                fragment_control: on(5).then_some(FragmentControl {
+                    more: true,
+                    offset: 9,
+                }),
+            };
+            let n = t.buffer_len();
+            let (mut a, mut b) = ([0u8; MAX_LEN], [0u8; MAX_LEN]);
+            t.emit(&mut a[..n]);
+            t.emit_by_table(&mut b[..n]);
+            assert_eq!(a[..n], b[..n], "{t:?}");
+            assert_eq!(MxTrailer::parse(&a[..n]).unwrap(), t);
+        }
+    }
 
     fn full() -> MxTrailer {
         MxTrailer {
