@@ -141,42 +141,7 @@ impl<'a> Daemons<'a> {
             cmadp: Some(cmadp),
             steering: steering.into(),
         };
-        // mx0 appears when cmadp has started; give it the anchor address and the server route.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let ok = tb
-                .cmd("client", &["ip", "link", "show", "mx0"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                break;
-            }
-            d.check_alive();
-            assert!(Instant::now() < deadline, "cmadp did not create mx0");
-            thread::sleep(Duration::from_millis(50));
-        }
-        let t = Duration::from_secs(5);
-        tb.run(
-            "client",
-            &["ip", "addr", "add", &format!("{ANCHOR}/32"), "dev", "mx0"],
-            t,
-        );
-        tb.run(
-            "client",
-            &[
-                "ip",
-                "route",
-                "add",
-                "10.71.3.0/24",
-                "dev",
-                "mx0",
-                "src",
-                ANCHOR,
-            ],
-            t,
-        );
+        setup_client_anchor(tb, || d.check_alive());
         d.wait_paths_active(Duration::from_secs(8));
         d
     }

@@ -566,3 +566,43 @@ pub fn udp_echo(
     let _ = t.join();
     got.len() as u32
 }
+
+/// Waits (at most 5 s) for cmadp's TUN `mx0` in the client namespace, then gives it the anchor
+/// address and the route to the server side. `check_alive` panics if a daemon died meanwhile.
+pub fn setup_client_anchor(tb: &Testbed, mut check_alive: impl FnMut()) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ok = tb
+            .cmd("client", &["ip", "link", "show", "mx0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            break;
+        }
+        check_alive();
+        assert!(Instant::now() < deadline, "cmadp did not create mx0");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let t = Duration::from_secs(5);
+    tb.run(
+        "client",
+        &["ip", "addr", "add", &format!("{ANCHOR}/32"), "dev", "mx0"],
+        t,
+    );
+    tb.run(
+        "client",
+        &[
+            "ip",
+            "route",
+            "add",
+            "10.71.3.0/24",
+            "dev",
+            "mx0",
+            "src",
+            ANCHOR,
+        ],
+        t,
+    );
+}
