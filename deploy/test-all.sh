@@ -38,10 +38,13 @@ run() { # run NAME CMD...: one counted check
 # Debian packages the tests use: tshark and text2pcap (independent dissector and capture
 # writer), ethtool and iproute2 (namespaces, veth offloads), pkg-config.
 # DPDK 22.11 with its headers, and clang for bindgen (../shared/DPDK-NOTES.md).
-# iperf3, mptcpd (mptcpize) and ping for the namespace testbed (deploy/testbed/).
-APT_PACKAGES=(tshark wireshark-common ethtool iproute2 pkg-config
+# iperf3, mptcpize (its own package on Debian 12, with libmptcpwrap0; mptcpd does not ship it),
+# ping, ss (iproute2) and sysctl/ps (procps) for the namespace testbed (deploy/testbed/).
+# Checked against ../shared/tools/image-packages-rust.txt (what a new machine has): iproute2,
+# pkg-config, procps, python3 and python3-pip are there; everything else here is not.
+APT_PACKAGES=(tshark wireshark-common ethtool iproute2 pkg-config procps
     dpdk dpdk-dev libdpdk-dev libclang-dev clang
-    iperf3 mptcpd iputils-ping)
+    iperf3 mptcpize libmptcpwrap0 iputils-ping)
 
 install_deps() {
     [ "${SKIP_INSTALL:-0}" = 1 ] && return 0
@@ -59,7 +62,16 @@ install_deps() {
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
     fi
     # scapy builds packets independently of our code (sample capture, cross-checks).
-    python3 -c 'import scapy' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check scapy || return 1
+    # The python3 on PATH may be the system one (PEP 668: externally managed) or a private one.
+    python3 -c 'import scapy' 2>/dev/null ||
+        python3 -m pip install -q --disable-pip-version-check scapy 2>/dev/null ||
+        python3 -m pip install -q --disable-pip-version-check --break-system-packages scapy || return 1
+    python3 -c 'import scapy' || return 1
+    # Every command a test runs must now be on PATH (a missing one fails its test, never skips).
+    local t
+    for t in tshark text2pcap ethtool ip tc ss iperf3 mptcpize ping sysctl dpdk-testpmd clang pkg-config; do
+        command -v "$t" >/dev/null || { echo "missing command after install: $t" >&2; return 1; }
+    done
     if [ "$FUZZ_SECONDS" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then
         cargo install cargo-fuzz --locked --quiet || return 1
     fi
