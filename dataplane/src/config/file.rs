@@ -149,6 +149,12 @@ pub(crate) struct FileReorder {
     pub timeout_min_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_max_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_late: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync_after: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_horizon: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -276,6 +276,15 @@ pub struct Reorder {
     /// Bounds of the adaptive timeout.
     pub timeout_min_ms: u32,
     pub timeout_max_ms: u32,
+    /// Release a packet that arrives after its SN was given up on (out of order) instead of
+    /// dropping it (default true: TCP takes it, and would otherwise retransmit it).
+    pub deliver_late: bool,
+    /// Consecutive packets from far behind the release point after which a flow follows a
+    /// restarted sender, 0..=4096 (0 never; default 16).
+    pub resync_after: u16,
+    /// Give up on a missing SN as soon as every live path has delivered past it (paths deliver
+    /// in order; default true). Off for access links that reorder within themselves.
+    pub path_horizon: bool,
 }
 
 /// Reassembly bounds (draft-04 §4.2.2).

@@ -558,11 +558,22 @@ fn reorder(p: &mut Problems, at: &Path, r: Option<&FileReorder>, base: Reorder) 
             format!("must be at least timeout_min_ms ({min}), got {max}"),
         );
     }
+    let resync_after = ranged(
+        p,
+        at.key("resync_after"),
+        r.resync_after,
+        base.resync_after.into(),
+        0,
+        4096,
+    ) as u16;
     Reorder {
         window,
         timeout,
         timeout_min_ms: min,
         timeout_max_ms: max,
+        deliver_late: r.deliver_late.unwrap_or(base.deliver_late),
+        resync_after,
+        path_horizon: r.path_horizon.unwrap_or(base.path_horizon),
     }
 }
 
@@ -618,6 +629,9 @@ fn defaults(p: &mut Problems, at: &Path, d: &FileDefaults) -> Defaults {
         timeout: ReorderTimeout::Adaptive,
         timeout_min_ms: 10,
         timeout_max_ms: 1000,
+        deliver_late: true,
+        resync_after: 16,
+        path_horizon: true,
     };
     let base_reassembly = Reassembly {
         slots: 64,
@@ -1275,6 +1289,9 @@ fn file_reorder(r: Reorder) -> FileReorder {
         }),
         timeout_min_ms: Some(r.timeout_min_ms.into()),
         timeout_max_ms: Some(r.timeout_max_ms.into()),
+        deliver_late: Some(r.deliver_late),
+        resync_after: Some(r.resync_after.into()),
+        path_horizon: Some(r.path_horizon),
     }
 }
 

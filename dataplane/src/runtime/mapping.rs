@@ -114,6 +114,9 @@ pub fn engine_config(cfg: &Config, seed: u64) -> EngineConfig {
     e.reorder = ReorderConfig {
         window: usize::from(d.reorder.window),
         timeout_ns,
+        deliver_late: d.reorder.deliver_late,
+        resync_after: u32::from(d.reorder.resync_after),
+        path_horizon: d.reorder.path_horizon,
     };
     e.reorder_timeout = mode;
     let max_sdu = usize::from(d.reassembly.max_sdu_bytes);

@@ -82,6 +82,8 @@ pub struct ClientCounters {
     pub unknown_peer: u64,
     /// SDUs that bypassed reordering (no sequence number).
     pub unsequenced: u64,
+    /// Receive flows reset because the peer restarted ([`super::Engine::reset_rx_flows`]).
+    pub rx_resets: u64,
     /// Reorder statistics, summed over the client's receive flows (filled on read).
     pub reorder: ReorderStats,
 }

@@ -162,6 +162,18 @@ impl Reorder {
             Reorder::Gre(r) => r.set_timeout(t),
         }
     }
+    fn effective_timeout(&self) -> u64 {
+        match self {
+            Reorder::Mx(r) => r.effective_timeout(),
+            Reorder::Gre(r) => r.effective_timeout(),
+        }
+    }
+    fn forget_path(&mut self, pi: usize) {
+        match self {
+            Reorder::Mx(r) => r.forget_path(pi),
+            Reorder::Gre(r) => r.forget_path(pi),
+        }
+    }
     fn depth(&self) -> usize {
         match self {
             Reorder::Mx(r) => r.depth(),
@@ -216,6 +228,26 @@ impl Client {
     fn first_anchor(&self) -> u16 {
         self.cfg.anchors.first().map_or(0, |a| a.connection_id)
     }
+
+    fn live_paths(&self, now: Instant, fresh: u64) -> u8 {
+        live_paths(&self.paths, now, fresh)
+    }
+}
+
+/// The paths (bit = path index) that are usable and delivered data within `fresh` ns of `now`
+/// (or never yet): those the reorder buffers' path horizon waits for.
+fn live_paths(paths: &[Path], now: Instant, fresh: u64) -> u8 {
+    let mut live = 0u8;
+    for (i, p) in paths.iter().enumerate().take(8) {
+        // A usable path that never delivered data may be about to (its first PDUs in flight):
+        // it counts as live, so the horizon waits for it (`push_via`: a live path without a
+        // mark suspends the rule).
+        let heard_lately = now.saturating_sub(p.counters.last_rx) <= fresh;
+        if p.usable && (p.counters.rx_pdus == 0 || heard_lately) {
+            live |= 1 << i;
+        }
+    }
+    live
 }
 
 /// Handles of buffers held by reorder buffers (so that a dropped duplicate's buffer can be
@@ -654,6 +686,13 @@ impl<B: PacketBuf> Engine<B> {
         for t in &mut c.tcs {
             t.steering.set_usable(path, usable);
         }
+        if !usable {
+            // Lossless switching, receive side: what waits for the dead path is released as
+            // soon as the path is declared down, not after the reorder timeout.
+            for f in &mut c.rx_flows {
+                f.reorder.forget_path(pi);
+            }
+        }
         self.update_reorder_timeout(client);
         true
     }
@@ -818,6 +857,11 @@ impl<B: PacketBuf> Engine<B> {
             r.gaps_skipped += s.gaps_skipped;
             r.timeouts += s.timeouts;
             r.max_depth = r.max_depth.max(s.max_depth);
+            r.late_delivered += s.late_delivered;
+            r.horizon_skips += s.horizon_skips;
+            r.resyncs += s.resyncs;
+            r.skew_ns = r.skew_ns.max(s.skew_ns);
+            r.timeout_ns = r.timeout_ns.max(s.timeout_ns);
         }
         k.reorder = r;
         Some(k)
@@ -964,10 +1008,14 @@ impl<B: PacketBuf> Engine<B> {
                 rx_flows,
                 counters: cc,
                 listed,
+                paths,
                 ..
             } = c;
             let mut holding = false;
-            for f in rx_flows.iter_mut() {
+            for fi in 0..rx_flows.len() {
+                let fresh = rx_flows[fi].reorder.effective_timeout();
+                let live = live_paths(paths, now, fresh);
+                let f = &mut rx_flows[fi];
                 if f.reorder.next_deadline().is_none_or(|d| d > now) {
                     continue;
                 }
@@ -981,10 +1029,10 @@ impl<B: PacketBuf> Engine<B> {
                 };
                 match &mut f.reorder {
                     Reorder::Mx(r) => {
-                        r.poll(now, |_, h| release(h));
+                        r.poll_via(now, Some(live), |_, h| release(h));
                     }
                     Reorder::Gre(r) => {
-                        r.poll(now, |_, h| release(h));
+                        r.poll_via(now, Some(live), |_, h| release(h));
                     }
                 }
             }
@@ -1034,6 +1082,35 @@ impl<B: PacketBuf> Engine<B> {
             return false;
         };
         flush_reorder(c, &mut self.slab, &mut self.counters, out);
+        true
+    }
+
+    /// The client's peer restarted (its sequence-number space starts over, e.g. a keep-alive
+    /// SN reset seen by the slow path): every receive flow of the client releases what it
+    /// holds, in order, to `out`, then forgets its release point and history and waits for SN 0
+    /// again, as a new flow does. Counters are kept; `rx_resets` counts the resets. Returns
+    /// false for an unknown client.
+    pub fn reset_rx_flows(&mut self, client: ClientId, out: &mut Vec<Output<B>>) -> bool {
+        let Some(&ci) = self.by_id.get(&client) else {
+            return false;
+        };
+        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+            return false;
+        };
+        flush_reorder(c, &mut self.slab, &mut self.counters, out);
+        for f in &mut c.rx_flows {
+            match &mut f.reorder {
+                Reorder::Mx(r) => {
+                    r.reset();
+                    r.set_initial(Sn16(0));
+                }
+                Reorder::Gre(r) => {
+                    r.reset();
+                    r.set_initial(Sn32(0));
+                }
+            }
+        }
+        c.counters.rx_resets += 1;
         true
     }
 

@@ -490,7 +490,7 @@ impl<B: PacketBuf> Engine<B> {
             }
             // draft-04 §4.2.3: the trailer SN is the last SDU's.
             let sdu_sn = sn.map(|s| u32::from(sdu_sequence_number(s, i, k)));
-            self.deliver(ci, cid, tc, sdu_sn, Space::Mx, sdu, now, pool, out);
+            self.deliver(ci, pi, cid, tc, sdu_sn, Space::Mx, sdu, now, pool, out);
         }
         self.sdus = sdus;
     }
@@ -548,6 +548,7 @@ impl<B: PacketBuf> Engine<B> {
         self.mark_alive(ci, pi, bytes, now);
         self.deliver(
             ci,
+            pi,
             cid,
             0,
             repr.sequence_number,
@@ -563,11 +564,13 @@ impl<B: PacketBuf> Engine<B> {
         self.clients.get_mut(ci)?.as_mut()?.paths.get_mut(pi)
     }
 
-    /// Into the flow's reorder buffer (or straight out without an SN).
+    /// Into the flow's reorder buffer (or straight out without an SN). `pi` is the delivery
+    /// connection it came over (the reorder buffer's path horizon).
     #[allow(clippy::too_many_arguments)]
     fn deliver(
         &mut self,
         ci: usize,
+        pi: usize,
         cid: u16,
         tc: u8,
         sn: Option<u32>,
@@ -578,7 +581,7 @@ impl<B: PacketBuf> Engine<B> {
         out: &mut Vec<Output<B>>,
     ) {
         let max_flows = self.cfg.max_rx_flows_per_client;
-        let window = self.cfg.reorder.window;
+        let base = self.cfg.reorder;
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
             return self.drop_for(ci, pool, sdu, DropReason::UnknownClient);
         };
@@ -598,8 +601,8 @@ impl<B: PacketBuf> Engine<B> {
                     return self.drop_for(ci, pool, sdu, DropReason::TooManyFlows);
                 }
                 let rc = ReorderConfig {
-                    window,
                     timeout_ns: c.reorder_timeout,
+                    ..base
                 };
                 // Senders start every flow at SN 0 (tx.rs): a new flow waits for it, so a
                 // packet that overtook SN 0 on a faster path does not make it late.
@@ -619,6 +622,8 @@ impl<B: PacketBuf> Engine<B> {
                 c.rx_flows.len() - 1
             }
         };
+        let fresh = c.rx_flows[fi].reorder.effective_timeout();
+        let via = Some((pi, c.live_paths(now, fresh)));
         let super::Client {
             rx_flows,
             counters: cc,
@@ -637,8 +642,8 @@ impl<B: PacketBuf> Engine<B> {
             }
         };
         let outcome = match (&mut rx_flows[fi].reorder, space) {
-            (Reorder::Mx(r), _) => r.push(Sn16(sn as u16), h, now, |_, x| release(x)),
-            (Reorder::Gre(r), _) => r.push(Sn32(sn), h, now, |_, x| release(x)),
+            (Reorder::Mx(r), _) => r.push_via(Sn16(sn as u16), h, now, via, |_, x| release(x)),
+            (Reorder::Gre(r), _) => r.push_via(Sn32(sn), h, now, via, |_, x| release(x)),
         };
         if let Some(reason) = outcome.drop_reason() {
             if let Some(b) = slab.take(h) {

@@ -44,6 +44,14 @@ pub fn adaptive_timeout(owd_ns: &[u64]) -> u64 {
         .clamp(MIN_TIMEOUT_NS, MAX_TIMEOUT_NS)
 }
 
+/// Default number of consecutive packets from far behind the release point after which a flow
+/// re-synchronises (the sender restarted its SN space).
+pub const DEFAULT_RESYNC_AFTER: u32 = 16;
+
+/// Number of delivery connections a buffer keeps a per-path mark for (path indices at or above
+/// it are still reordered, but take no part in the path horizon).
+pub const MAX_MARKS: usize = 8;
+
 /// Configuration of one [`ReorderBuffer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReorderConfig {
@@ -51,8 +59,22 @@ pub struct ReorderConfig {
     /// before the window is forced forward). Clamped to `1 ..= 2^(BITS-2)` so that "ahead" and
     /// "behind" stay unambiguous in the half-range comparison.
     pub window: usize,
-    /// How long a packet may wait for a missing predecessor, in ns.
+    /// How long a packet may wait for a missing predecessor, in ns: the floor of the effective
+    /// timeout, which also follows the reordering the buffer observes
+    /// ([`ReorderBuffer::effective_timeout`]).
     pub timeout_ns: u64,
+    /// A packet whose SN was given up on (skipped) before it arrived is released at once, out
+    /// of order, instead of dropped. TCP accepts it (it is data it would otherwise retransmit);
+    /// a packet already delivered is still a duplicate and dropped.
+    pub deliver_late: bool,
+    /// Consecutive packets from further behind than the history (`window` SNs), with no packet
+    /// in between that fits, after which the flow starts over at the newest of them: the
+    /// sender restarted its SN space (a C-MADP or N-MADP restart). 0 never re-synchronises.
+    pub resync_after: u32,
+    /// Apply the path horizon ([`ReorderBuffer::push_via`]): a missing SN that every live
+    /// path has delivered past is lost. Off, only the timeout gives up on an SN (for paths that
+    /// reorder within themselves).
+    pub path_horizon: bool,
 }
 
 impl Default for ReorderConfig {
@@ -60,6 +82,9 @@ impl Default for ReorderConfig {
         ReorderConfig {
             window: DEFAULT_WINDOW,
             timeout_ns: DEFAULT_TIMEOUT_NS,
+            deliver_late: true,
+            resync_after: DEFAULT_RESYNC_AFTER,
+            path_horizon: true,
         }
     }
 }
@@ -86,6 +111,19 @@ pub struct ReorderStats {
     pub timeouts: u64,
     /// Highest number of items held at once.
     pub max_depth: u64,
+    /// Late items released out of order (with `deliver_late`; they are also counted in
+    /// `late`).
+    pub late_delivered: u64,
+    /// Times the path horizon (every live path has delivered past a missing SN) skipped gaps
+    /// before any timeout.
+    pub horizon_skips: u64,
+    /// Times the flow re-synchronised to a restarted sender.
+    pub resyncs: u64,
+    /// Gauge: the reordering delay observed (how long an SN arrived after a successor; a
+    /// max-tracking average), ns.
+    pub skew_ns: u64,
+    /// Gauge: the timeout in force ([`ReorderBuffer::effective_timeout`]), ns.
+    pub timeout_ns: u64,
 }
 
 /// What [`ReorderBuffer::push`] did with a packet.
@@ -95,6 +133,8 @@ pub enum PushOutcome {
     InOrder,
     /// It is held until its predecessors arrive or time out.
     Buffered,
+    /// Its SN had been skipped; released at once, out of order (`deliver_late`).
+    LateDelivered,
     /// Dropped: already delivered or already buffered.
     Duplicate,
     /// Dropped: its SN was skipped before it arrived, or it is too far behind.
@@ -105,7 +145,7 @@ impl PushOutcome {
     /// The drop reason, if the packet was dropped.
     pub fn drop_reason(self) -> Option<DropReason> {
         match self {
-            PushOutcome::InOrder | PushOutcome::Buffered => None,
+            PushOutcome::InOrder | PushOutcome::Buffered | PushOutcome::LateDelivered => None,
             PushOutcome::Duplicate => Some(DropReason::ReorderDuplicate),
             PushOutcome::Late => Some(DropReason::ReorderLate),
         }
@@ -141,6 +181,24 @@ pub struct ReorderBuffer<T, S: SeqSpace> {
     arrivals: VecDeque<(Instant, S)>,
     /// Latest `now` seen: time never goes backwards inside the buffer.
     now: Instant,
+    deliver_late: bool,
+    resync_after: u32,
+    path_horizon: bool,
+    /// Per delivery connection (by path index): the highest SN it delivered and when it last
+    /// delivered one. Each connection delivers in order, so once every live connection has
+    /// delivered past a missing SN, that SN is lost ([`ReorderBuffer::push_via`]).
+    marks: [Option<(S, Instant)>; MAX_MARKS],
+    /// Bit `i`: path `i` is live for the client (it carries data and is usable), from the last
+    /// `push_via`/`poll_via`.
+    live: u8,
+    /// Observed reordering delay (see [`ReorderStats::skew_ns`]).
+    skew_ns: u64,
+    /// When the last timeout skipped a gap (to measure how late a late packet was).
+    last_timeout_at: Instant,
+    /// Consecutive packets from beyond the history (restart detection).
+    behind_run: u32,
+    /// The horizon must be re-evaluated at the next poll (a path left the live set).
+    recheck: bool,
     stats: ReorderStats,
 }
 
@@ -160,7 +218,19 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             passed: 0,
             arrivals: VecDeque::new(),
             now: 0,
-            stats: ReorderStats::default(),
+            deliver_late: config.deliver_late,
+            resync_after: config.resync_after,
+            path_horizon: config.path_horizon,
+            marks: [None; MAX_MARKS],
+            live: 0,
+            skew_ns: 0,
+            last_timeout_at: 0,
+            behind_run: 0,
+            recheck: false,
+            stats: ReorderStats {
+                timeout_ns: config.timeout_ns,
+                ..ReorderStats::default()
+            },
         }
     }
 
@@ -169,14 +239,38 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
         self.window
     }
 
-    /// Current timeout, ns.
+    /// The configured timeout (the floor of [`ReorderBuffer::effective_timeout`]), ns.
     pub fn timeout(&self) -> u64 {
         self.timeout_ns
+    }
+
+    /// The timeout in force: the configured one, or twice the reordering delay this flow has
+    /// observed ([`ReorderStats::skew_ns`]) when that is longer, up to [`MAX_TIMEOUT_NS`]. The
+    /// configured value comes from path estimates (one-way delays from probes, which miss the
+    /// queueing delay of a loaded path); the observed one is what the paths actually do to
+    /// this flow, queueing included.
+    pub fn effective_timeout(&self) -> u64 {
+        let observed = self.skew_ns.saturating_mul(2).min(MAX_TIMEOUT_NS);
+        self.timeout_ns.max(observed)
     }
 
     /// Change the timeout (e.g. from [`adaptive_timeout`]); applies to packets already held.
     pub fn set_timeout(&mut self, timeout_ns: u64) {
         self.timeout_ns = timeout_ns;
+        self.stats.timeout_ns = self.effective_timeout();
+    }
+
+    /// A reordering-delay sample: an SN arrived `sample` ns after a successor did.
+    fn observe_skew(&mut self, sample: u64) {
+        // Rises at once, decays slowly (1/64 of the difference per sample): the estimate stays
+        // near the largest recent delays, which is what a timeout must cover.
+        if sample >= self.skew_ns {
+            self.skew_ns = sample;
+        } else {
+            self.skew_ns -= (self.skew_ns - sample) / 64;
+        }
+        self.stats.skew_ns = self.skew_ns;
+        self.stats.timeout_ns = self.effective_timeout();
     }
 
     /// Number of packets held.
@@ -197,9 +291,13 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     /// When [`ReorderBuffer::poll`] must next be called: the longest-held packet's arrival plus
     /// the timeout. `None` when nothing is held.
     pub fn next_deadline(&self) -> Option<Instant> {
+        if self.recheck && self.depth > 0 {
+            return Some(self.now);
+        }
+        let timeout = self.effective_timeout();
         self.arrivals
             .front()
-            .map(|&(t, _)| t.saturating_add(self.timeout_ns))
+            .map(|&(t, _)| t.saturating_add(timeout))
     }
 
     /// Declares the SN a new flow starts at (the sender's initial SN), so that packets
@@ -220,8 +318,43 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     /// A packet more than `window - 1` ahead of the release point forces the window forward:
     /// held packets before the new window are released and missing SNs skipped, so that memory
     /// never exceeds `window` items.
-    pub fn push(&mut self, sn: S, item: T, now: Instant, mut out: impl FnMut(S, T)) -> PushOutcome {
+    pub fn push(&mut self, sn: S, item: T, now: Instant, out: impl FnMut(S, T)) -> PushOutcome {
+        self.push_via(sn, item, now, None, out)
+    }
+
+    /// [`ReorderBuffer::push`] of a packet that arrived over delivery connection `via`
+    /// (`Some((path index, live paths))`; bit `i` of `live` set when path `i` carries data and
+    /// is usable). Each connection delivers in order, so once every live connection has
+    /// delivered an SN past a missing one, the missing one is lost and skipped at once instead
+    /// of after the timeout (the "path horizon": the lowest of the live paths' highest SNs).
+    /// A live path this flow has not heard from within the timeout suspends the rule (it may
+    /// still carry the missing SN), as does `via = None`.
+    pub fn push_via(
+        &mut self,
+        sn: S,
+        item: T,
+        now: Instant,
+        via: Option<(usize, u8)>,
+        mut out: impl FnMut(S, T),
+    ) -> PushOutcome {
         self.now = self.now.max(now);
+        if let Some((path, live)) = via {
+            self.live = live;
+            if let Some(m) = self.marks.get_mut(path) {
+                *m = Some(match *m {
+                    Some((last, _)) if !sn.is_after(last) => (last, self.now),
+                    _ => (sn, self.now),
+                });
+            }
+        }
+        let outcome = self.push_inner(sn, item, &mut out);
+        if via.is_some() && self.depth > 0 {
+            self.apply_horizon(&mut out);
+        }
+        outcome
+    }
+
+    fn push_inner(&mut self, sn: S, item: T, mut out: impl FnMut(S, T)) -> PushOutcome {
         if self.expected.is_none() {
             let start = match self.initial.take() {
                 Some(init) if (0..self.window as i64).contains(&sn.distance(init)) => init,
@@ -234,19 +367,44 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
 
         if d < 0 {
             let back = d.unsigned_abs();
-            // AMBIGUITY: a packet further behind than the history we keep (`window` SNs) cannot
-            // be told apart; we count it as late (it is stale either way and is dropped).
-            let delivered = back <= self.passed
-                && back <= self.window as u64
-                && self.history_bit(self.passed - back);
-            return if delivered {
-                self.stats.duplicates += 1;
-                PushOutcome::Duplicate
-            } else {
+            let known = back <= self.passed && back <= self.window as u64;
+            if !known {
+                // AMBIGUITY: a packet further behind than the history we keep (`window` SNs)
+                // cannot be told apart; it is late (stale) and dropped, unless a run of them
+                // says the sender restarted its SN space (draft-04 says nothing of restarts).
+                self.behind_run += 1;
+                if self.resync_after > 0 && self.behind_run >= self.resync_after {
+                    self.resync(sn, &mut out);
+                    return self.push_inner(sn, item, out);
+                }
                 self.stats.late += 1;
-                PushOutcome::Late
-            };
+                return PushOutcome::Late;
+            }
+            self.behind_run = 0;
+            let pos = self.passed - back;
+            if self.history_bit(pos) {
+                self.stats.duplicates += 1;
+                return PushOutcome::Duplicate;
+            }
+            self.stats.late += 1;
+            // It arrived after its gap was given up on: by at least the timeout, and by how
+            // long ago that was (an upper bound when the gap went another way).
+            let lateness = self
+                .effective_timeout()
+                .saturating_add(self.now.saturating_sub(self.last_timeout_at));
+            if self.stats.timeouts > 0 {
+                self.observe_skew(lateness.min(MAX_TIMEOUT_NS));
+            }
+            if !self.deliver_late {
+                return PushOutcome::Late;
+            }
+            self.set_history(pos, true);
+            self.stats.late_delivered += 1;
+            self.stats.delivered += 1;
+            out(sn, item);
+            return PushOutcome::LateDelivered;
         }
+        self.behind_run = 0;
 
         if d as u64 >= self.window as u64 {
             // Too far ahead: move the window so that `sn` becomes its last slot.
@@ -259,6 +417,13 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
         }
 
         let outcome = if d == 0 {
+            if self.depth > 0 {
+                // A gap filled: its successors have waited since the oldest of them arrived
+                // (`arrivals` is pruned after every operation: its front is held, after `sn`).
+                if let Some(&(t, _)) = self.arrivals.front() {
+                    self.observe_skew(self.now.saturating_sub(t));
+                }
+            }
             self.release_head(Some(item), &mut out);
             self.stats.in_order += 1;
             PushOutcome::InOrder
@@ -287,15 +452,32 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
 
     /// Release held packets that have waited `timeout` or longer, skipping the missing SNs
     /// before them, then everything in order after them. Returns the number of items released.
-    pub fn poll(&mut self, now: Instant, mut out: impl FnMut(S, T)) -> usize {
+    pub fn poll(&mut self, now: Instant, out: impl FnMut(S, T)) -> usize {
+        self.poll_via(now, None, out)
+    }
+
+    /// [`ReorderBuffer::poll`] with the current set of live paths (see
+    /// [`ReorderBuffer::push_via`]): the path horizon is applied first, then the timeout.
+    pub fn poll_via(&mut self, now: Instant, live: Option<u8>, mut out: impl FnMut(S, T)) -> usize {
         self.now = self.now.max(now);
         let before = self.stats.delivered;
+        if let Some(live) = live {
+            if live != self.live {
+                self.live = live;
+                self.recheck = true;
+            }
+        }
+        if std::mem::take(&mut self.recheck) && self.depth > 0 {
+            self.apply_horizon(&mut out);
+        }
         self.prune();
+        let timeout = self.effective_timeout();
         while let Some(&(t, sn)) = self.arrivals.front() {
-            if t.saturating_add(self.timeout_ns) > self.now {
+            if t.saturating_add(timeout) > self.now {
                 break;
             }
             self.stats.timeouts += 1;
+            self.last_timeout_at = self.now;
             self.skip_to(sn, &mut out);
             self.drain(&mut out);
             self.prune();
@@ -328,9 +510,72 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
         self.history.iter_mut().for_each(|w| *w = 0);
         self.arrivals.clear();
         self.expected = None;
+        self.initial = None;
         self.depth = 0;
         self.passed = 0;
+        self.marks = [None; MAX_MARKS];
+        self.behind_run = 0;
+        self.recheck = false;
         dropped
+    }
+
+    /// Path `path` left the live set (declared down, or no longer usable): the horizon no
+    /// longer waits for it, from the next [`ReorderBuffer::poll_via`] (whose
+    /// [`ReorderBuffer::next_deadline`] is then due at once).
+    pub fn forget_path(&mut self, path: usize) {
+        if path < 8 {
+            self.live &= !(1u8 << path);
+        }
+        if let Some(m) = self.marks.get_mut(path) {
+            *m = None;
+        }
+        self.recheck = true;
+    }
+
+    /// The sender restarted: release what is held (in order, as a flush would), forget the
+    /// release point and the history, and start over at `sn`.
+    fn resync(&mut self, sn: S, out: &mut impl FnMut(S, T)) {
+        self.flush(&mut *out);
+        self.reset();
+        self.stats.resyncs += 1;
+        self.expected = Some(sn);
+    }
+
+    /// The path horizon (see [`ReorderBuffer::push_via`]): the lowest highest-SN over the live
+    /// paths, when every live path has a mark fresher than the timeout.
+    fn horizon(&self) -> Option<S> {
+        if !self.path_horizon || self.live == 0 {
+            return None;
+        }
+        let fresh = self.effective_timeout();
+        let mut h: Option<S> = None;
+        for i in 0..MAX_MARKS {
+            if self.live & (1u8 << i) == 0 {
+                continue;
+            }
+            let (sn, at) = self.marks[i]?;
+            if self.now.saturating_sub(at) > fresh {
+                return None;
+            }
+            h = Some(match h {
+                Some(x) if x.is_before(sn) => x,
+                _ => sn,
+            });
+        }
+        h
+    }
+
+    /// Skip every missing SN before the path horizon: they are lost.
+    fn apply_horizon(&mut self, out: &mut impl FnMut(S, T)) {
+        let (Some(h), Some(expected)) = (self.horizon(), self.expected) else {
+            return;
+        };
+        if h.distance(expected) > 0 {
+            self.stats.horizon_skips += 1;
+            self.skip_to(h, out);
+            self.drain(out);
+            self.prune();
+        }
     }
 
     /// Ring index of SN `expected + d` (meaningless, and unused, while the ring is empty).
@@ -468,7 +713,15 @@ mod tests {
     type Buf = ReorderBuffer<u64, Sn16>;
 
     fn cfg(window: usize, timeout_ns: u64) -> ReorderConfig {
-        ReorderConfig { window, timeout_ns }
+        // The original semantics (late packets dropped, no re-synchronisation); the newer
+        // behaviours have tests of their own below.
+        ReorderConfig {
+            window,
+            timeout_ns,
+            deliver_late: false,
+            resync_after: 0,
+            path_horizon: false,
+        }
     }
 
     /// Push raw SNs (item = SN) at time `now`, collecting released SNs.
@@ -844,6 +1097,7 @@ mod tests {
         let mut b: ReorderBuffer<u32, Sn16> = ReorderBuffer::new(ReorderConfig {
             window: 16,
             timeout_ns: 10,
+            ..ReorderConfig::default()
         });
         b.set_initial(Sn16(0));
         let mut got = Vec::new();
@@ -864,6 +1118,7 @@ mod tests {
             let mut b: ReorderBuffer<u32, Sn16> = ReorderBuffer::new(ReorderConfig {
                 window: 16,
                 timeout_ns: 10,
+                ..ReorderConfig::default()
             });
             b.set_initial(Sn16(0));
             let mut got = Vec::new();
@@ -876,6 +1131,227 @@ mod tests {
                 PushOutcome::InOrder
             );
             assert_eq!(got, vec![first, first.wrapping_add(1)]);
+        }
+    }
+
+    // ----- late delivery, observed skew, path horizon, restarts ---------------------------
+
+    fn new_cfg(window: usize, timeout_ns: u64) -> ReorderConfig {
+        ReorderConfig {
+            window,
+            timeout_ns,
+            ..ReorderConfig::default()
+        }
+    }
+
+    /// A buffer with the shipped defaults whose flow starts at SN 0 (as the engine's do).
+    fn new_buf(window: usize, timeout_ns: u64) -> Buf {
+        let mut b = Buf::new(new_cfg(window, timeout_ns));
+        b.set_initial(Sn16(0));
+        b
+    }
+
+    /// Push `sn` over path `path` with `live` paths, at `now`, collecting released SNs.
+    fn via(b: &mut Buf, sn: u16, now: Instant, path: usize, live: u8, got: &mut Vec<u16>) -> PushOutcome {
+        b.push_via(Sn16(sn), u64::from(sn), now, Some((path, live)), |s, _| got.push(s.0))
+    }
+
+    #[test]
+    fn a_late_packet_is_delivered_out_of_order_not_dropped() {
+        let mut b = new_buf(64, 10 * MS);
+        let mut got = vec![];
+        push_all(&mut b, &[0, 2, 3], 0, &mut got);
+        b.poll(10 * MS, |s, _| got.push(s.0));
+        assert_eq!(got, [0, 2, 3], "1 given up on");
+        // 1 arrives after all: TCP would otherwise retransmit it.
+        assert_eq!(
+            b.push(Sn16(1), 1, 12 * MS, |s, _| got.push(s.0)),
+            PushOutcome::LateDelivered
+        );
+        assert_eq!(got, [0, 2, 3, 1]);
+        // Delivered now: a second copy is a duplicate.
+        assert_eq!(
+            b.push(Sn16(1), 1, 13 * MS, |s, _| got.push(s.0)),
+            PushOutcome::Duplicate
+        );
+        let st = b.stats();
+        assert_eq!((st.late, st.late_delivered, st.duplicates), (1, 1, 1));
+        assert_eq!(st.delivered, 4);
+    }
+
+    #[test]
+    fn observed_reordering_raises_the_timeout_above_the_configured_one() {
+        // Configured 10 ms, but the slow path's packets come 40 ms after their successors.
+        let mut b = new_buf(64, 10 * MS);
+        let mut got = vec![];
+        let mut t = 0;
+        let mut sn = 0u16;
+        // Pairs: sn+1 arrives at t, sn at t + 8 ms (below the 10 ms timeout, observed).
+        for _ in 0..4 {
+            push_all(&mut b, &[sn + 1], t, &mut got);
+            push_all(&mut b, &[sn], t + 8 * MS, &mut got);
+            sn += 2;
+            t += 20 * MS;
+        }
+        assert_eq!(b.stats().skew_ns, 8 * MS);
+        assert_eq!(b.effective_timeout(), 16 * MS, "twice the observed skew");
+        // Now a 14 ms skew: beyond the configured 10 ms, within the learnt 16 ms.
+        push_all(&mut b, &[sn + 1], t, &mut got);
+        assert_eq!(b.poll(t + 11 * MS, |s, _| got.push(s.0)), 0, "not timed out");
+        push_all(&mut b, &[sn], t + 14 * MS, &mut got);
+        assert_eq!(b.stats().timeouts, 0);
+        assert_eq!(b.stats().late, 0);
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
+        assert_eq!(b.stats().timeout_ns, 28 * MS);
+    }
+
+    #[test]
+    fn a_late_arrival_after_a_timeout_lengthens_the_timeout() {
+        let mut b = new_buf(64, 10 * MS);
+        let mut got = vec![];
+        push_all(&mut b, &[0, 2], 0, &mut got);
+        b.poll(10 * MS, |s, _| got.push(s.0));
+        push_all(&mut b, &[1], 30 * MS, &mut got);
+        assert_eq!(got, [0, 2, 1]);
+        // It came 30 ms after its successor: the 10 ms timeout plus 20 ms after the skip.
+        assert_eq!(b.stats().skew_ns, 30 * MS);
+        assert_eq!(b.effective_timeout(), 60 * MS);
+    }
+
+    #[test]
+    fn path_horizon_skips_a_loss_once_every_live_path_has_passed_it() {
+        // Two live paths (bits 0 and 1), a 1 s timeout: only the horizon can skip early.
+        let mut b = new_buf(64, 1000 * MS);
+        let mut got = vec![];
+        let live = 0b11;
+        via(&mut b, 0, 0, 0, live, &mut got);
+        via(&mut b, 1, 0, 1, live, &mut got);
+        // 2 is lost (it went over path 0). 3 over path 0: path 1 may still carry 2.
+        assert_eq!(via(&mut b, 3, MS, 0, live, &mut got), PushOutcome::Buffered);
+        assert_eq!(got, [0, 1]);
+        // 4 over path 1: both paths are past 2, so it is lost: 3 and 4 go at once.
+        via(&mut b, 4, 2 * MS, 1, live, &mut got);
+        assert_eq!(got, [0, 1, 3, 4]);
+        let st = b.stats();
+        assert_eq!((st.horizon_skips, st.gaps_skipped, st.timeouts), (1, 1, 0));
+    }
+
+    #[test]
+    fn path_horizon_waits_for_a_live_path_not_heard_from() {
+        let mut b = new_buf(64, 1000 * MS);
+        let mut got = vec![];
+        // Path 1 is live but this flow has no packet from it yet (its first may be in flight).
+        via(&mut b, 0, 0, 0, 0b11, &mut got);
+        assert_eq!(via(&mut b, 2, MS, 0, 0b11, &mut got), PushOutcome::Buffered);
+        assert_eq!(via(&mut b, 3, MS, 0, 0b11, &mut got), PushOutcome::Buffered);
+        assert_eq!(got, [0]);
+        // It arrives: in order, nothing skipped.
+        via(&mut b, 1, 40 * MS, 1, 0b11, &mut got);
+        assert_eq!(got, [0, 1, 2, 3]);
+        assert_eq!(b.stats().gaps_skipped, 0);
+    }
+
+    #[test]
+    fn a_single_live_path_skips_its_own_loss_at_once() {
+        let mut b = new_buf(64, 1000 * MS);
+        let mut got = vec![];
+        via(&mut b, 0, 0, 0, 0b01, &mut got);
+        via(&mut b, 2, MS, 0, 0b01, &mut got);
+        assert_eq!(got, [0, 2]);
+        assert_eq!(b.stats().gaps_skipped, 1);
+    }
+
+    #[test]
+    fn a_path_leaving_the_live_set_releases_what_waited_for_it() {
+        let mut b = new_buf(64, 1000 * MS);
+        let mut got = vec![];
+        via(&mut b, 0, 0, 1, 0b11, &mut got);
+        via(&mut b, 1, 0, 0, 0b11, &mut got);
+        via(&mut b, 3, MS, 0, 0b11, &mut got);
+        via(&mut b, 4, MS, 0, 0b11, &mut got);
+        assert_eq!(got, [0, 1], "2 may still come over path 1");
+        // Path 1 is declared down: its gap is skipped at the next poll, due at once.
+        b.forget_path(1);
+        assert_eq!(b.next_deadline(), Some(MS));
+        b.poll_via(2 * MS, Some(0b01), |s, _| got.push(s.0));
+        assert_eq!(got, [0, 1, 3, 4]);
+        assert_eq!(b.stats().timeouts, 0);
+        assert_eq!(b.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_stale_mark_suspends_the_horizon() {
+        // Path 1 last delivered this flow's packet 1.5 timeouts ago: the rule is suspended.
+        let mut b = new_buf(64, 100 * MS);
+        let mut got = vec![];
+        via(&mut b, 0, 0, 1, 0b11, &mut got);
+        via(&mut b, 1, 150 * MS, 0, 0b11, &mut got);
+        assert_eq!(via(&mut b, 3, 150 * MS, 0, 0b11, &mut got), PushOutcome::Buffered);
+        assert_eq!(got, [0, 1]);
+    }
+
+    #[test]
+    fn a_restarted_sender_is_followed_after_a_run_of_far_behind_packets() {
+        let mut b = new_buf(64, 100 * MS);
+        let mut got = vec![];
+        let old: Vec<u16> = (30_000..30_100).collect();
+        push_all(&mut b, &old, 0, &mut got);
+        got.clear();
+        // The sender restarts at 0: far behind the release point (30 100) and the history.
+        let new: Vec<u16> = (0..40).collect();
+        let o = push_all(&mut b, &new, MS, &mut got);
+        let stale = DEFAULT_RESYNC_AFTER as usize - 1;
+        assert!(o[..stale].iter().all(|x| *x == PushOutcome::Late));
+        assert_eq!(o[stale], PushOutcome::InOrder, "resynchronised");
+        assert_eq!(got, (stale as u16..40).collect::<Vec<_>>());
+        assert_eq!(b.stats().resyncs, 1);
+    }
+
+    #[test]
+    fn a_few_stale_packets_do_not_resync() {
+        let mut b = new_buf(64, 100 * MS);
+        let mut got = vec![];
+        let sns: Vec<u16> = (1000..1100).collect();
+        push_all(&mut b, &sns, 0, &mut got);
+        // Stray old packets interleaved with current ones never make a run.
+        for k in 0..100u16 {
+            push_all(&mut b, &[k, 1100 + k], MS, &mut got);
+        }
+        assert_eq!(b.stats().resyncs, 0);
+        assert_eq!(got.len(), 200);
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    proptest! {
+        /// With every path FIFO, the horizon never gives up an SN that is still coming: two
+        /// paths, SNs spread over them at random, each path delivered in order but interleaved
+        /// at random with the other; nothing lost, so nothing is skipped and all is in order.
+        #[test]
+        fn horizon_never_skips_an_sn_still_in_flight(
+            choice in proptest::collection::vec(any::<bool>(), 1..300),
+            interleave in proptest::collection::vec(any::<bool>(), 600),
+        ) {
+            let mut b = new_buf(1024, 1000 * MS);
+            let mut paths: [Vec<u16>; 2] = [vec![], vec![]];
+            for (sn, &c) in choice.iter().enumerate() {
+                paths[usize::from(c)].push(sn as u16);
+            }
+            let mut got = vec![];
+            let (mut i0, mut i1, mut k) = (0, 0, 0);
+            while i0 < paths[0].len() || i1 < paths[1].len() {
+                let pick1 = i0 >= paths[0].len() || (i1 < paths[1].len() && interleave[k % 600]);
+                k += 1;
+                if pick1 {
+                    via(&mut b, paths[1][i1], MS, 1, 0b11, &mut got);
+                    i1 += 1;
+                } else {
+                    via(&mut b, paths[0][i0], MS, 0, 0b11, &mut got);
+                    i0 += 1;
+                }
+            }
+            b.flush(|s, _| got.push(s.0));
+            prop_assert_eq!(b.stats().gaps_skipped, 0);
+            prop_assert_eq!(got, (0..choice.len() as u16).collect::<Vec<_>>());
         }
     }
 }

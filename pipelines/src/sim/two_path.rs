@@ -213,6 +213,7 @@ impl SimConfig {
             reorder: ReorderConfig {
                 window: 4096,
                 timeout_ns: 100 * MS,
+                ..ReorderConfig::default()
             },
             reorder_timeout: ReorderTimeout::Adaptive,
             reassembly: ReassemblyConfig::default(),
