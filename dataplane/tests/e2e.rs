@@ -553,3 +553,191 @@ fn nmadp_delivery_capture_decodes_with_good_checksums() {
     assert!(bad.is_empty(), "problems: {bad:#?}");
     assert_eq!(matched, data_pdus);
 }
+
+/// A paced UDP stream (a datagram every `STREAM_SPACING`, carrying its sequence number) from a
+/// socket in `from_ns` to `to` (a receiver in `to_ns`); the receiver's arrival times.
+struct UdpStream {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sender: Option<thread::JoinHandle<u32>>,
+    receiver: Option<thread::JoinHandle<Vec<Instant>>>,
+}
+
+const STREAM_SPACING: Duration = Duration::from_millis(5);
+
+impl UdpStream {
+    fn start(tb: &Testbed, from_ns: &str, to_ns: &str, to: &str) -> UdpStream {
+        use std::net::UdpSocket;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let port = to.rsplit(':').next().unwrap_or("0").to_string();
+        let rsock = common::in_netns(&tb.ns(to_ns), move || {
+            let s = UdpSocket::bind(format!("0.0.0.0:{port}")).expect("bind stream receiver");
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            s
+        });
+        let stop_r = stop.clone();
+        let receiver = thread::spawn(move || {
+            let mut at = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !stop_r.load(Ordering::SeqCst) {
+                if let Ok((k, _)) = rsock.recv_from(&mut buf) {
+                    if k >= 8 && buf.starts_with(b"MXST") {
+                        at.push(Instant::now());
+                    }
+                }
+            }
+            at
+        });
+        let stop_s = stop.clone();
+        let to = to.to_string();
+        let sender = common::spawn_in_netns(&tb.ns(from_ns), move || {
+            let s = UdpSocket::bind("0.0.0.0:0").expect("bind stream sender");
+            let mut seq = 0u32;
+            let mut next = Instant::now();
+            // Bounded: at most 60 s of stream even if nobody stops it.
+            let end = Instant::now() + Duration::from_secs(60);
+            while !stop_s.load(Ordering::SeqCst) && Instant::now() < end {
+                let mut msg = b"MXST".to_vec();
+                msg.extend_from_slice(&seq.to_be_bytes());
+                msg.resize(300, 0x5a);
+                // Fails while the C-MADP's TUN is gone (no route): that is the outage.
+                let _ = s.send_to(&msg, &to);
+                seq += 1;
+                next += STREAM_SPACING;
+                thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            seq
+        });
+        UdpStream {
+            stop,
+            sender: Some(sender),
+            receiver: Some(receiver),
+        }
+    }
+
+    /// Stops the stream: (datagrams sent, arrival times).
+    fn stop(mut self) -> (u32, Vec<Instant>) {
+        thread::sleep(Duration::from_millis(300));
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let sent = self.sender.take().map_or(0, |h| h.join().unwrap_or(0));
+        let at = self
+            .receiver
+            .take()
+            .map_or(Vec::new(), |h| h.join().unwrap_or_default());
+        (sent, at)
+    }
+}
+
+impl Drop for UdpStream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// How long after `t` the stream's first datagram arrived (ms), `None` if none did.
+fn resumed_after(arrivals: &[Instant], t: Instant) -> Option<f64> {
+    arrivals
+        .iter()
+        .find(|&&a| a >= t)
+        .map(|&a| a.duration_since(t).as_secs_f64() * 1000.0)
+}
+
+/// Restarts mid-transfer: a C-MADP killed with SIGKILL and started again (its SNs start over at
+/// 0: the N-MADP sees its keep-alive SN reset and resets the client's receive flows), then the
+/// same for the N-MADP (the C-MADP sees its probe SNs start over). Two paced UDP streams (one
+/// each way, weighted over both paths) measure how long after the restarted daemon is up
+/// traffic flows again. Target: within 2 probe intervals (200 ms).
+#[test]
+fn nmadp_restart_of_either_daemon_resumes_within_two_probe_intervals() {
+    skip_unless!("iperf3", "ping");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    let mut d = Daemons::start(&tb, "weighted");
+    let up = UdpStream::start(&tb, "client", "server", &format!("{SERVER}:7201"));
+    let down = UdpStream::start(&tb, "server", "client", &format!("{ANCHOR}:7202"));
+    // Long enough that the old SNs are far past what a new flow starts at.
+    thread::sleep(Duration::from_secs(3));
+
+    // The C-MADP: SIGKILL (drop kills), then the same configuration again.
+    drop(d.cmadp.take());
+    let ccfg = tb.run_dir().join("cmadp-weighted.toml");
+    d.cmadp = Some(tb.spawn(
+        "client",
+        &[
+            env!("CARGO_BIN_EXE_cmadp"),
+            "--config",
+            ccfg.to_str().unwrap(),
+        ],
+    ));
+    setup_client_anchor(&tb, || d.check_alive());
+    let cmadp_up = Instant::now();
+    thread::sleep(Duration::from_secs(3));
+
+    // The N-MADP: SIGKILL, then again; "up" once its admin socket answers.
+    drop(d.nmadp.take());
+    let ncfg = tb.run_dir().join("nmadp-weighted.toml");
+    let _ = fs::remove_file(tb.run_dir().join("nmadp-admin.sock"));
+    d.nmadp = Some(tb.spawn(
+        "nmadp",
+        &[
+            env!("CARGO_BIN_EXE_nmadp"),
+            "run",
+            "--config",
+            ncfg.to_str().unwrap(),
+        ],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.paths("nmadp") == Value::Null {
+        d.check_alive();
+        assert!(Instant::now() < deadline, "restarted nmadp never answered");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let nmadp_up = Instant::now();
+    thread::sleep(Duration::from_secs(3));
+    let (up_sent, up_at) = up.stop();
+    let (down_sent, down_at) = down.stop();
+    let ncount = d.paths("nmadp");
+    d.stop();
+
+    let c_up = resumed_after(&up_at, cmadp_up);
+    let c_down = resumed_after(&down_at, cmadp_up);
+    let n_up = resumed_after(&up_at, nmadp_up);
+    let n_down = resumed_after(&down_at, nmadp_up);
+    let tail = |at: &[Instant]| {
+        at.iter()
+            .filter(|&&a| a >= nmadp_up + Duration::from_secs(2))
+            .count()
+    };
+    println!(
+        "restart: C-MADP restarted, traffic resumed uplink {c_up:?} ms, downlink {c_down:?} ms after its anchor came up; N-MADP restarted, uplink {n_up:?} ms, downlink {n_down:?} ms after its admin socket answered; uplink {} of {up_sent}, downlink {} of {down_sent} datagrams arrived",
+        up_at.len(),
+        down_at.len()
+    );
+    record(
+        "nmadp_restart",
+        json!({
+            "cmadp_restart_resume_up_ms": c_up, "cmadp_restart_resume_down_ms": c_down,
+            "nmadp_restart_resume_up_ms": n_up, "nmadp_restart_resume_down_ms": n_down,
+            "notes": "paced UDP both ways (5 ms spacing), weighted; resume = first arrival after the restarted daemon is up",
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_restart",
+        }),
+    );
+    let _ = ncount;
+    // Still flowing at the end, both ways (a blackhole would leave nothing).
+    assert!(
+        tail(&up_at) > 100 && tail(&down_at) > 100,
+        "traffic stopped after the restarts"
+    );
+    for (what, v) in [
+        ("C-MADP restart, uplink", c_up),
+        ("C-MADP restart, downlink", c_down),
+        ("N-MADP restart, uplink", n_up),
+        ("N-MADP restart, downlink", n_down),
+    ] {
+        let ms = v.unwrap_or(f64::INFINITY);
+        assert!(
+            ms <= 200.0,
+            "{what}: resumed after {ms:.0} ms (target 200 ms)"
+        );
+    }
+}

@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use pipelines::engine::{ClientId, DeliveryConfig, Role};
 use pipelines::flow::path_monitor::{PathMonitor, PathMonitorConfig, PathState};
+use pipelines::flow::seqnum::{SeqSpace, Sn16};
 use pipelines::flow::steering::PathId;
 use pipelines::flow::Instant;
 use pipelines::wire::mx_control::{ControlMessage, ControlPdu, ProbeReq};
@@ -48,6 +49,11 @@ use super::Shared;
 
 /// Probe SNs remembered per path for R-CID learning.
 const RCID_PROBES: usize = 16;
+
+/// C-MADP: how far a path's probe SN must go backwards to be a restarted N-MADP. Probes of one
+/// monitor may travel two connections (R-CID while a remote is unknown), so a step or two back
+/// is reordering, not a restart.
+pub const PROBE_RESTART_BACKSTEP: i64 = 4;
 
 /// A command for the slow path.
 pub(crate) enum SlowCommand {
@@ -90,6 +96,10 @@ pub struct SlowPathCounters {
     pub rcid_probes_sent: u64,
     /// N-MADP: path remotes learnt from an R-CID probe ACK.
     pub remotes_learnt: u64,
+    /// Peer restarts detected (N-MADP: a keep-alive SN going backwards on a path; C-MADP: a
+    /// probe SN going backwards by more than [`PROBE_RESTART_BACKSTEP`]), each followed by a
+    /// reset of the client's receive flows.
+    pub peer_restarts: u64,
 }
 
 /// The published state of one path.
@@ -127,6 +137,10 @@ struct SpPath {
     remote_known: bool,
     rcid_probes: [Option<u16>; RCID_PROBES],
     rcid_next: usize,
+    /// N-MADP: the last keep-alive SN received on this path; C-MADP: the last probe SN of
+    /// this path's monitor (the REQs with this path as R-CID, or over it without one). Restart
+    /// detection.
+    last_keepalive_sn: Option<u16>,
     // C-MADP.
     keepalive_sn: u16,
     next_keepalive: Instant,
@@ -138,6 +152,8 @@ struct SpClient {
     name: String,
     owner: usize,
     paths: Vec<SpPath>,
+    /// N-MADP: when the peer's last restart was acted on (every path reports the same one).
+    restart_at: Option<Instant>,
 }
 
 pub(crate) struct SlowPath {
@@ -244,6 +260,7 @@ impl SlowPath {
                         remote_known: cfg.remote.is_some(),
                         rcid_probes: [None; RCID_PROBES],
                         rcid_next: 0,
+                        last_keepalive_sn: None,
                         keepalive_sn: 0,
                         // Spread the paths' keep-alives.
                         next_keepalive: t + (i as u64) * pipelines::flow::MS,
@@ -251,7 +268,15 @@ impl SlowPath {
                         keepalives_rx: 0,
                     })
                     .collect();
-                self.clients.insert(id, SpClient { name, owner, paths });
+                self.clients.insert(
+                    id,
+                    SpClient {
+                        name,
+                        owner,
+                        paths,
+                        restart_at: None,
+                    },
+                );
             }
             SlowCommand::RemoveClient { id } => {
                 self.clients.remove(&id);
@@ -288,14 +313,32 @@ impl SlowPath {
                     None => self.counters.unknown_path += 1,
                 }
             }
-            (Role::NMadp, ControlMessage::KeepAlive { .. }) => {
+            (Role::NMadp, ControlMessage::KeepAlive { sequence_number }) => {
                 self.counters.keepalives_rx += 1;
-                match pi {
-                    Some(i) => {
-                        c.paths[i].monitor.on_keepalive(ev.at);
-                        c.paths[i].keepalives_rx += 1;
-                    }
-                    None => self.counters.unknown_path += 1,
+                let Some(i) = pi else {
+                    self.counters.unknown_path += 1;
+                    return;
+                };
+                let p = &mut c.paths[i];
+                p.monitor.on_keepalive(ev.at);
+                p.keepalives_rx += 1;
+                // draft-04 §5.1: keep-alive SNs count up per connection from the C-MADP's
+                // start. One going backwards on the same connection (which delivers in order)
+                // is a restarted C-MADP, whose data SNs start over too: the client's receive
+                // flows must follow it at once rather than drop its packets as stale.
+                // AMBIGUITY: draft-04 says nothing of restarts; this is our reading.
+                let restarted = p
+                    .last_keepalive_sn
+                    .is_some_and(|last| Sn16(sequence_number).distance(Sn16(last)) < 0);
+                p.last_keepalive_sn = Some(sequence_number);
+                // Every path reports the same restart: act once (within a second).
+                let fresh = c
+                    .restart_at
+                    .is_none_or(|r| ev.at.saturating_sub(r) > 1000 * pipelines::flow::MS);
+                if restarted && fresh {
+                    c.restart_at = Some(ev.at);
+                    self.counters.peer_restarts += 1;
+                    self.send(owner, Command::ResetRxFlows { id: cid });
                 }
             }
             (Role::CMadp, ControlMessage::ProbeReq(req)) => {
@@ -304,6 +347,34 @@ impl SlowPath {
                     return;
                 };
                 c.paths[i].last_alive = c.paths[i].last_alive.max(ev.at);
+                // The probe SNs of one N-MADP path monitor count up from its start; going
+                // well backwards is a restarted N-MADP, whose data SNs start over too.
+                // AMBIGUITY: draft-04 says nothing of restarts; this is our reading.
+                let monitor_of = req
+                    .reverse_cid
+                    .and_then(|r| c.paths.iter().position(|p| p.cfg.id.0 == r))
+                    .unwrap_or(i);
+                let m = &mut c.paths[monitor_of];
+                let sn = req.sequence_number;
+                let restarted = m
+                    .last_keepalive_sn
+                    .is_some_and(|last| Sn16(sn).distance(Sn16(last)) < -PROBE_RESTART_BACKSTEP);
+                if m.last_keepalive_sn
+                    .is_none_or(|last| restarted || Sn16(sn).is_after(Sn16(last)))
+                {
+                    m.last_keepalive_sn = Some(sn);
+                }
+                let fresh = c
+                    .restart_at
+                    .is_none_or(|r| ev.at.saturating_sub(r) > 1000 * pipelines::flow::MS);
+                if restarted && fresh {
+                    c.restart_at = Some(ev.at);
+                    self.counters.peer_restarts += 1;
+                    self.send(owner, Command::ResetRxFlows { id: cid });
+                }
+                let Some(c) = self.clients.get_mut(&cid) else {
+                    return;
+                };
                 if req.ack_requested {
                     // draft-04 §5.2: the ACK goes over the R-CID connection when present.
                     let back = req

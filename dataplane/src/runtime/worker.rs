@@ -104,6 +104,11 @@ pub(crate) enum Command {
     DirRemove {
         keys: Vec<DirKey>,
     },
+    /// The client's peer restarted: release what its receive flows hold and start them over
+    /// (`Engine::reset_rx_flows`).
+    ResetRxFlows {
+        id: ClientId,
+    },
     /// Publish a snapshot now, then answer.
     Publish {
         reply: Sender<()>,
@@ -326,8 +331,10 @@ impl<X: Buffers> Worker<X> {
                     let _ = reply.send(r);
                 }
                 Command::RemoveClient { id, reply } => {
-                    // Deliver what the client's reorder buffers hold before its state goes.
-                    self.flush_engine();
+                    // Deliver what the client's reorder buffers hold before its state goes
+                    // (only this client's: a poll far in the future would move every other
+                    // flow's clock with it).
+                    self.engine.flush_client(id, &mut self.out);
                     self.route();
                     let _ = reply.send(self.engine.remove_client(id, &mut self.pool));
                 }
@@ -341,6 +348,10 @@ impl<X: Buffers> Worker<X> {
                 }
                 Command::SetPathUsable { id, path, usable } => {
                     self.engine.set_path_usable(id, path, usable);
+                }
+                Command::ResetRxFlows { id } => {
+                    self.engine.reset_rx_flows(id, &mut self.out);
+                    self.route();
                 }
                 Command::SetPathEstimates {
                     id,

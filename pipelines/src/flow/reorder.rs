@@ -1152,8 +1152,17 @@ mod tests {
     }
 
     /// Push `sn` over path `path` with `live` paths, at `now`, collecting released SNs.
-    fn via(b: &mut Buf, sn: u16, now: Instant, path: usize, live: u8, got: &mut Vec<u16>) -> PushOutcome {
-        b.push_via(Sn16(sn), u64::from(sn), now, Some((path, live)), |s, _| got.push(s.0))
+    fn via(
+        b: &mut Buf,
+        sn: u16,
+        now: Instant,
+        path: usize,
+        live: u8,
+        got: &mut Vec<u16>,
+    ) -> PushOutcome {
+        b.push_via(Sn16(sn), u64::from(sn), now, Some((path, live)), |s, _| {
+            got.push(s.0)
+        })
     }
 
     #[test]
@@ -1197,7 +1206,11 @@ mod tests {
         assert_eq!(b.effective_timeout(), 16 * MS, "twice the observed skew");
         // Now a 14 ms skew: beyond the configured 10 ms, within the learnt 16 ms.
         push_all(&mut b, &[sn + 1], t, &mut got);
-        assert_eq!(b.poll(t + 11 * MS, |s, _| got.push(s.0)), 0, "not timed out");
+        assert_eq!(
+            b.poll(t + 11 * MS, |s, _| got.push(s.0)),
+            0,
+            "not timed out"
+        );
         push_all(&mut b, &[sn], t + 14 * MS, &mut got);
         assert_eq!(b.stats().timeouts, 0);
         assert_eq!(b.stats().late, 0);
@@ -1286,7 +1299,10 @@ mod tests {
         let mut got = vec![];
         via(&mut b, 0, 0, 1, 0b11, &mut got);
         via(&mut b, 1, 150 * MS, 0, 0b11, &mut got);
-        assert_eq!(via(&mut b, 3, 150 * MS, 0, 0b11, &mut got), PushOutcome::Buffered);
+        assert_eq!(
+            via(&mut b, 3, 150 * MS, 0, 0b11, &mut got),
+            PushOutcome::Buffered
+        );
         assert_eq!(got, [0, 1]);
     }
 
