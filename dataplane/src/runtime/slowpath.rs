@@ -552,7 +552,10 @@ impl SlowPath {
                         },
                     ));
                 }
-                if let Some(owd) = p.monitor.owd_estimate_ns() {
+                // The one-way propagation delay (half the smallest RTT): steering and delay
+                // compensation add the queueing themselves, and the smoothed RTT of a loaded
+                // path would count its queue twice.
+                if let Some(owd) = p.monitor.min_rtt_ns().map(|m| m / 2) {
                     // Push when it moved by more than 10 % (steering and the adaptive reorder
                     // timeout do not need every sample).
                     let moved = p.pushed_owd.is_none_or(|o| o.abs_diff(owd) * 10 > o.max(1));

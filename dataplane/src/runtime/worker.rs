@@ -430,6 +430,10 @@ impl<X: Buffers> Worker<X> {
         if !self.mine.is_empty() {
             self.engine
                 .from_anchor_burst(&mut self.mine, t, &mut self.pool, &mut self.out);
+            // Delay compensation may hold PDUs back: poll when the first is due.
+            if let Some(d) = self.engine.tx_deadline() {
+                self.next_poll = self.next_poll.min(d);
+            }
         }
         n
     }
@@ -506,6 +510,10 @@ impl<X: Buffers> Worker<X> {
         if !self.mine.is_empty() {
             self.engine
                 .from_anchor_burst(&mut self.mine, t, &mut self.pool, &mut self.out);
+            // Delay compensation may hold PDUs back: poll when the first is due.
+            if let Some(d) = self.engine.tx_deadline() {
+                self.next_poll = self.next_poll.min(d);
+            }
         }
         if got_delivery {
             self.next_poll = self

@@ -55,6 +55,17 @@ pub struct EngineConfig {
     pub max_rx_flows_per_client: usize,
     /// Seed of the flow hash (per-flow steering).
     pub seed: u64,
+    /// Delay compensation in weighted steering: per-packet weighted splitting over paths of
+    /// different one-way delays makes the receiver hold the fast path's packets for the slow
+    /// path's, so most packets see the slow path's delay and the few that do not see the fast
+    /// one's. A TCP sender then measures a minimum RTT far below its usual RTT (BBR sizes its
+    /// window from that minimum and collapses). With compensation, each path is held back by
+    /// how much faster it is than the slowest (one-way delays from the path monitor): PDUs
+    /// before sending, received packets before release, so every packet sees one delay.
+    pub delay_compensation: bool,
+    /// Most PDUs the delay-compensation line holds (engine-wide); past it a PDU is sent at
+    /// once and counted in `delay_overflow`.
+    pub max_delayed: usize,
 }
 
 impl EngineConfig {
@@ -68,6 +79,8 @@ impl EngineConfig {
             reassembly: ReassemblyConfig::default(),
             max_rx_flows_per_client: 16,
             seed: 0,
+            delay_compensation: true,
+            max_delayed: 65_536,
         }
     }
 }

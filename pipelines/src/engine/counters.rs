@@ -22,6 +22,10 @@ pub struct EngineCounters {
     pub control_rx: u64,
     /// Control PDUs built.
     pub control_tx: u64,
+    /// PDUs that waited out a delay-compensation hold.
+    pub delayed: u64,
+    /// PDUs sent at once because the delay-compensation line was full.
+    pub delay_overflow: u64,
 }
 
 impl Default for EngineCounters {
@@ -34,6 +38,8 @@ impl Default for EngineCounters {
             delivery_tx: 0,
             control_rx: 0,
             control_tx: 0,
+            delayed: 0,
+            delay_overflow: 0,
         }
     }
 }

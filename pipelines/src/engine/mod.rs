@@ -98,6 +98,11 @@ struct Path {
     rate_bps: Option<u64>,
     /// Largest PDU (before adaptation) that fits the MTU.
     max_pdu: usize,
+    /// Delay compensation ([`EngineConfig::delay_compensation`]): how much faster this path is
+    /// than the slowest usable one (one-way delay estimates). PDUs sent over it wait this long
+    /// first, packets received over it are released this long after arrival at the earliest,
+    /// so that every packet sees the same delay whichever path weighted steering gave it.
+    hold_ns: u64,
     counters: PathCounters,
 }
 
@@ -112,6 +117,7 @@ impl Path {
             rate_bps: None,
             max_pdu: usize::from(cfg.mtu)
                 .saturating_sub(config::adaptation_overhead(&cfg, convergence)),
+            hold_ns: 0,
             counters: PathCounters::default(),
             cfg,
         }
@@ -234,6 +240,10 @@ impl Client {
     }
 }
 
+/// Longest delay-compensation hold (a path this much faster than another is not worth
+/// equalising: the PDUs would pile up).
+pub const MAX_HOLD_NS: u64 = 500 * crate::flow::MS;
+
 /// The paths (bit = path index) that are usable and delivered data within `fresh` ns of `now`
 /// (or never yet): those the reorder buffers' path horizon waits for.
 fn live_paths(paths: &[Path], now: Instant, fresh: u64) -> u8 {
@@ -322,6 +332,39 @@ pub struct Engine<B: PacketBuf> {
     /// Slots of the clients whose reorder buffers may hold packets (`Client::listed`): poll
     /// and next_deadline visit only these, O(clients holding packets) instead of O(clients).
     held: Vec<usize>,
+    /// PDUs waiting out their path's delay-compensation hold, earliest release first.
+    delayed: std::collections::BinaryHeap<Delayed<B>>,
+    /// Sequence of the next delayed PDU (FIFO among equal release times).
+    delayed_seq: u64,
+    /// Paths (over every client) with a nonzero hold: 0 skips the scan of each burst.
+    holding_paths: usize,
+    /// Reused for the scan of a burst's outputs.
+    spare_out: Vec<Output<B>>,
+}
+
+/// A PDU in the delay-compensation line, ordered by release time (then arrival).
+struct Delayed<B> {
+    at: Instant,
+    seq: u64,
+    out: Output<B>,
+}
+
+impl<B> PartialEq for Delayed<B> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl<B> Eq for Delayed<B> {}
+impl<B> PartialOrd for Delayed<B> {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<B> Ord for Delayed<B> {
+    // BinaryHeap is a max-heap: the earliest (at, seq) must compare greatest.
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
 }
 
 impl<B: PacketBuf> core::fmt::Debug for Engine<B> {
@@ -358,6 +401,87 @@ impl<B: PacketBuf> Engine<B> {
             groups: Vec::with_capacity(32),
             spare: Vec::new(),
             held: Vec::new(),
+            delayed: std::collections::BinaryHeap::new(),
+            delayed_seq: 0,
+            holding_paths: 0,
+            spare_out: Vec::new(),
+        }
+    }
+
+    /// Recomputes the delay-compensation holds of a client's paths (see `Path::hold_ns`): in
+    /// weighted steering with delay compensation on and at least two usable paths with a
+    /// one-way-delay estimate, each such path holds `max OWD - its OWD`; otherwise 0.
+    fn update_holds(&mut self, ci: usize) {
+        let on = self.cfg.delay_compensation;
+        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        let weighted = c.cfg.steering == SteeringMode::Weighted;
+        let known = || c.paths.iter().filter(|p| p.usable).filter_map(|p| p.owd_ns);
+        let n = known().count();
+        let max = known().max().unwrap_or(0);
+        let before = c.paths.iter().filter(|p| p.hold_ns > 0).count();
+        for p in &mut c.paths {
+            p.hold_ns = match p.owd_ns {
+                Some(o) if on && weighted && n >= 2 && p.usable => {
+                    max.saturating_sub(o).min(MAX_HOLD_NS)
+                }
+                _ => 0,
+            };
+        }
+        let after = c.paths.iter().filter(|p| p.hold_ns > 0).count();
+        self.holding_paths = (self.holding_paths + after).saturating_sub(before);
+    }
+
+    /// Moves the PDUs of `out[start..]` whose path holds (delay compensation) to the delay
+    /// line; they come out of [`Engine::poll`] when due.
+    fn delay_outputs(&mut self, start: usize, now: Instant, out: &mut Vec<Output<B>>) {
+        if self.holding_paths == 0 || out.len() <= start {
+            return;
+        }
+        let mut tail = std::mem::take(&mut self.spare_out);
+        tail.extend(out.drain(start..));
+        for o in tail.drain(..) {
+            let hold = match &o {
+                Output::Delivery { client, path, .. } => self
+                    .by_id
+                    .get(client)
+                    .and_then(|&ci| self.clients.get(ci)?.as_ref())
+                    .and_then(|c| c.paths.get(c.path_index(*path)?))
+                    .map_or(0, |p| p.hold_ns),
+                _ => 0,
+            };
+            if hold == 0 {
+                out.push(o);
+            } else if self.delayed.len() >= self.cfg.max_delayed {
+                // Bounded: past the limit the PDU goes at once (counted).
+                self.counters.delay_overflow += 1;
+                out.push(o);
+            } else {
+                self.delayed_seq += 1;
+                self.counters.delayed += 1;
+                self.delayed.push(Delayed {
+                    at: now.saturating_add(hold),
+                    seq: self.delayed_seq,
+                    out: o,
+                });
+            }
+        }
+        self.spare_out = tail;
+    }
+
+    /// When the earliest delayed PDU is due (delay compensation), if any: O(1), for callers
+    /// that must not walk every flow after each burst.
+    pub fn tx_deadline(&self) -> Option<Instant> {
+        self.delayed.peek().map(|d| d.at)
+    }
+
+    /// Releases the delayed PDUs due at `now` (or all of them with `Instant::MAX`).
+    fn release_delayed(&mut self, now: Instant, out: &mut Vec<Output<B>>) {
+        while self.delayed.peek().is_some_and(|d| d.at <= now) {
+            if let Some(d) = self.delayed.pop() {
+                out.push(d.out);
+            }
         }
     }
 
@@ -578,6 +702,8 @@ impl<B: PacketBuf> Engine<B> {
         self.unindex_client(ci);
         self.held.retain(|&h| h != ci);
         if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.take()) {
+            let holding = c.paths.iter().filter(|p| p.hold_ns > 0).count();
+            self.holding_paths = self.holding_paths.saturating_sub(holding);
             self.by_anchor.remove(&c.cfg.anchor_addr);
             let slab = &mut self.slab;
             for f in c.rx_flows {
@@ -641,6 +767,7 @@ impl<B: PacketBuf> Engine<B> {
                 n.owd_ns = p.owd_ns;
                 n.rate_bps = p.rate_bps;
                 n.counters = p.counters;
+                n.hold_ns = p.hold_ns;
                 *p = n;
             }
             None => c.paths.push(Path::new(d, convergence)),
@@ -653,6 +780,7 @@ impl<B: PacketBuf> Engine<B> {
             }
         }
         self.reindex_client(ci);
+        self.update_holds(ci);
         Ok(())
     }
 
@@ -694,6 +822,9 @@ impl<B: PacketBuf> Engine<B> {
             }
         }
         self.update_reorder_timeout(client);
+        if let Some(&ci) = self.by_id.get(&client) {
+            self.update_holds(ci);
+        }
         true
     }
 
@@ -745,6 +876,9 @@ impl<B: PacketBuf> Engine<B> {
             let _ = t.steering.set_path(path, params);
         }
         self.update_reorder_timeout(client);
+        if let Some(&ci) = self.by_id.get(&client) {
+            self.update_holds(ci);
+        }
         true
     }
 
@@ -768,6 +902,9 @@ impl<B: PacketBuf> Engine<B> {
                 c.cfg.steering = mode;
                 for t in c.tcs.iter_mut().filter(|t| !t.own_mode) {
                     t.steering.set_mode(mode);
+                }
+                if let Some(&ci) = self.by_id.get(&client) {
+                    self.update_holds(ci);
                 }
                 true
             }
@@ -990,6 +1127,7 @@ impl<B: PacketBuf> Engine<B> {
     /// Runs reorder and reassembly timeouts: SDUs whose predecessors did not arrive in time are
     /// released (in order) to the anchor side; incomplete SDUs expire.
     pub fn poll(&mut self, now: Instant, _pool: &mut dyn BufPool<B>, out: &mut Vec<Output<B>>) {
+        self.release_delayed(now, out);
         let before = self.reasm.stats().timeouts;
         self.reasm.poll(now);
         let expired = self.reasm.stats().timeouts - before;
@@ -1060,6 +1198,7 @@ impl<B: PacketBuf> Engine<B> {
     /// would be). Unlike `poll(far future)` this does not move the buffers' clocks: the engine
     /// stays usable and the next packet of a flow continues after the last one released.
     pub fn flush(&mut self, _pool: &mut dyn BufPool<B>, out: &mut Vec<Output<B>>) {
+        self.release_delayed(Instant::MAX, out);
         // Every slot's deadline is `created + timeout <= u64::MAX` (saturating): all expire.
         let expired = self.reasm.poll(Instant::MAX);
         for _ in 0..expired {
@@ -1117,6 +1256,9 @@ impl<B: PacketBuf> Engine<B> {
     /// When [`Engine::poll`] must next run, `None` when nothing waits.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut d = self.reasm.next_deadline();
+        if let Some(t) = self.tx_deadline() {
+            d = Some(d.map_or(t, |d| d.min(t)));
+        }
         let listed = self
             .held
             .iter()

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::buf::{BufPool, PacketBuf};
 use crate::drop::DropReason;
-use crate::flow::reorder::{PushOutcome, ReorderBuffer, ReorderConfig};
+use crate::flow::reorder::{PushOutcome, ReorderBuffer, ReorderConfig, Via};
 use crate::flow::seqnum::{FlowKey, Sn16, Sn32};
 use crate::flow::Instant;
 use crate::mx::{self, PduOptions};
@@ -623,7 +623,11 @@ impl<B: PacketBuf> Engine<B> {
             }
         };
         let fresh = c.rx_flows[fi].reorder.effective_timeout();
-        let via = Some((pi, c.live_paths(now, fresh)));
+        let via = Some(Via {
+            path: pi,
+            live: c.live_paths(now, fresh),
+            hold_ns: c.paths.get(pi).map_or(0, |p| p.hold_ns),
+        });
         let super::Client {
             rx_flows,
             counters: cc,

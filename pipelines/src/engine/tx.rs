@@ -25,7 +25,9 @@ impl<B: PacketBuf> Engine<B> {
         pool: &mut dyn BufPool<B>,
         out: &mut Vec<Output<B>>,
     ) {
+        let start = out.len();
         self.anchor_one(pkt, now, pool, out, false);
+        self.delay_outputs(start, now, out);
     }
 
     /// Sends a burst of anchor-side packets (drained from `pkts`). Within the burst, small SDUs
@@ -39,12 +41,14 @@ impl<B: PacketBuf> Engine<B> {
         pool: &mut dyn BufPool<B>,
         out: &mut Vec<Output<B>>,
     ) {
+        let start = out.len();
         for pkt in pkts.drain(..) {
             self.anchor_one(pkt, now, pool, out, true);
         }
         while let Some(g) = self.groups.pop() {
             self.flush_group(g, pool, out);
         }
+        self.delay_outputs(start, now, out);
     }
 
     fn anchor_one(

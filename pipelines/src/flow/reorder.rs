@@ -52,6 +52,20 @@ pub const DEFAULT_RESYNC_AFTER: u32 = 16;
 /// it are still reordered, but take no part in the path horizon).
 pub const MAX_MARKS: usize = 8;
 
+/// Where a packet came from, for [`ReorderBuffer::push_via`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via {
+    /// Index of the delivery connection it arrived over (below [`MAX_MARKS`] to take part in
+    /// the path horizon).
+    pub path: usize,
+    /// Bit `i`: path `i` is live (usable, carrying data): the paths the horizon waits for.
+    pub live: u8,
+    /// Delay equalisation: release it no earlier than this long after its arrival (the one-way
+    /// delay its path is faster by than the slowest live path), so that every packet of the
+    /// flow sees the same delay whichever path it took. 0 releases as soon as it is in order.
+    pub hold_ns: u64,
+}
+
 /// Configuration of one [`ReorderBuffer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReorderConfig {
@@ -124,6 +138,8 @@ pub struct ReorderStats {
     pub skew_ns: u64,
     /// Gauge: the timeout in force ([`ReorderBuffer::effective_timeout`]), ns.
     pub timeout_ns: u64,
+    /// In-order items held for delay equalisation ([`Via::hold_ns`]).
+    pub equalized: u64,
 }
 
 /// What [`ReorderBuffer::push`] did with a packet.
@@ -161,10 +177,11 @@ impl PushOutcome {
 pub struct ReorderBuffer<T, S: SeqSpace> {
     window: usize,
     timeout_ns: u64,
-    /// Ring: the item of SN position `p` (counted like `passed`) lives at `p % slots.len()`;
-    /// the length is 0 or a power of two `> d` for every held `expected + d` (grown on demand,
-    /// at most `window.next_power_of_two()`).
-    slots: Vec<Option<T>>,
+    /// Ring: the item of SN position `p` (counted like `passed`) lives at `p % slots.len()`,
+    /// with the earliest time it may be released (delay equalisation; 0 = at once); the length
+    /// is 0 or a power of two `> d` for every held `expected + d` (grown on demand, at most
+    /// `window.next_power_of_two()`).
+    slots: Vec<Option<(T, Instant)>>,
     /// Next SN to release; `None` until the first packet (which sets it).
     expected: Option<S>,
     /// The SN the sender starts a flow at, if known ([`ReorderBuffer::set_initial`]).
@@ -295,9 +312,19 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             return Some(self.now);
         }
         let timeout = self.effective_timeout();
-        self.arrivals
+        let gap = self
+            .arrivals
             .front()
-            .map(|&(t, _)| t.saturating_add(timeout))
+            .map(|&(t, _)| t.saturating_add(timeout));
+        // An equalised head waits for its own release time.
+        let head = match self.slots.get(self.slot_index(0)) {
+            Some(Some((_, at))) if self.depth > 0 => Some(*at),
+            _ => None,
+        };
+        match (gap, head) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Declares the SN a new flow starts at (the sender's initial SN), so that packets
@@ -323,8 +350,8 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     }
 
     /// [`ReorderBuffer::push`] of a packet that arrived over delivery connection `via`
-    /// (`Some((path index, live paths))`; bit `i` of `live` set when path `i` carries data and
-    /// is usable). Each connection delivers in order, so once every live connection has
+    /// ([`Via`]: its path index, the live paths and the delay-equalisation hold). Each
+    /// connection delivers in order, so once every live connection has
     /// delivered an SN past a missing one, the missing one is lost and skipped at once instead
     /// of after the timeout (the "path horizon": the lowest of the live paths' highest SNs).
     /// A live path this flow has not heard from within the timeout suspends the rule (it may
@@ -334,27 +361,29 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
         sn: S,
         item: T,
         now: Instant,
-        via: Option<(usize, u8)>,
+        via: Option<Via>,
         mut out: impl FnMut(S, T),
     ) -> PushOutcome {
         self.now = self.now.max(now);
-        if let Some((path, live)) = via {
-            self.live = live;
-            if let Some(m) = self.marks.get_mut(path) {
+        let mut hold = 0;
+        if let Some(v) = via {
+            self.live = v.live;
+            hold = v.hold_ns;
+            if let Some(m) = self.marks.get_mut(v.path) {
                 *m = Some(match *m {
                     Some((last, _)) if !sn.is_after(last) => (last, self.now),
                     _ => (sn, self.now),
                 });
             }
         }
-        let outcome = self.push_inner(sn, item, &mut out);
+        let outcome = self.push_inner(sn, item, hold, &mut out);
         if via.is_some() && self.depth > 0 {
             self.apply_horizon(&mut out);
         }
         outcome
     }
 
-    fn push_inner(&mut self, sn: S, item: T, mut out: impl FnMut(S, T)) -> PushOutcome {
+    fn push_inner(&mut self, sn: S, item: T, hold: u64, mut out: impl FnMut(S, T)) -> PushOutcome {
         if self.expected.is_none() {
             let start = match self.initial.take() {
                 Some(init) if (0..self.window as i64).contains(&sn.distance(init)) => init,
@@ -375,7 +404,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
                 self.behind_run += 1;
                 if self.resync_after > 0 && self.behind_run >= self.resync_after {
                     self.resync(sn, &mut out);
-                    return self.push_inner(sn, item, out);
+                    return self.push_inner(sn, item, hold, out);
                 }
                 self.stats.late += 1;
                 return PushOutcome::Late;
@@ -416,7 +445,28 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             d = sn.distance(expected);
         }
 
-        let outcome = if d == 0 {
+        let release_at = if hold > 0 {
+            self.now.saturating_add(hold)
+        } else {
+            0
+        };
+        let head_taken = d == 0 && matches!(self.slots.get(self.slot_index(0)), Some(Some(_)));
+        let outcome = if head_taken {
+            // Already here (held for equalisation).
+            self.stats.duplicates += 1;
+            return PushOutcome::Duplicate;
+        } else if d == 0 && hold > 0 {
+            // In order, but held so that it sees the delay of the slowest live path.
+            self.grow_for(0);
+            let idx = self.slot_index(0);
+            if let Some(slot) = self.slots.get_mut(idx) {
+                *slot = Some((item, release_at));
+            }
+            self.depth += 1;
+            self.stats.max_depth = self.stats.max_depth.max(self.depth as u64);
+            self.stats.equalized += 1;
+            PushOutcome::Buffered
+        } else if d == 0 {
             if self.depth > 0 {
                 // A gap filled: its successors have waited since the oldest of them arrived
                 // (`arrivals` is pruned after every operation: its front is held, after `sn`).
@@ -433,7 +483,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             let idx = self.slot_index(d as usize);
             match self.slots.get_mut(idx) {
                 Some(slot @ None) => {
-                    *slot = Some(item);
+                    *slot = Some((item, release_at));
                     self.depth += 1;
                     self.stats.max_depth = self.stats.max_depth.max(self.depth as u64);
                     self.arrivals.push_back((self.now, sn));
@@ -461,6 +511,8 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     pub fn poll_via(&mut self, now: Instant, live: Option<u8>, mut out: impl FnMut(S, T)) -> usize {
         self.now = self.now.max(now);
         let before = self.stats.delivered;
+        // Equalised packets whose time has come.
+        self.drain(&mut out);
         if let Some(live) = live {
             if live != self.live {
                 self.live = live;
@@ -591,7 +643,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             return;
         }
         let new_len = (d + 1).next_power_of_two().max(8).max(2 * old_len);
-        let mut slots = Vec::with_capacity(new_len);
+        let mut slots: Vec<Option<(T, Instant)>> = Vec::with_capacity(new_len);
         slots.resize_with(new_len, || None);
         let base = self.passed as usize;
         for (i, item) in std::mem::take(&mut self.slots).into_iter().enumerate() {
@@ -640,7 +692,11 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     /// Pass the head SN, releasing whatever is held there.
     fn advance_one(&mut self, out: &mut impl FnMut(S, T)) {
         let head = self.slot_index(0);
-        let held = self.slots.get_mut(head).and_then(Option::take);
+        let held = self
+            .slots
+            .get_mut(head)
+            .and_then(Option::take)
+            .map(|(t, _)| t);
         if held.is_some() {
             self.depth -= 1;
             self.stats.reordered += 1;
@@ -648,9 +704,11 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
         self.release_head(held, out);
     }
 
-    /// Release the held run starting at the head.
+    /// Release the held run starting at the head (each item once its release time, if any,
+    /// has come).
     fn drain(&mut self, out: &mut impl FnMut(S, T)) {
-        while matches!(self.slots.get(self.slot_index(0)), Some(Some(_))) {
+        while matches!(self.slots.get(self.slot_index(0)), Some(Some((_, at))) if *at <= self.now)
+        {
             self.advance_one(out);
         }
     }
@@ -1160,9 +1218,12 @@ mod tests {
         live: u8,
         got: &mut Vec<u16>,
     ) -> PushOutcome {
-        b.push_via(Sn16(sn), u64::from(sn), now, Some((path, live)), |s, _| {
-            got.push(s.0)
-        })
+        let v = Via {
+            path,
+            live,
+            hold_ns: 0,
+        };
+        b.push_via(Sn16(sn), u64::from(sn), now, Some(v), |s, _| got.push(s.0))
     }
 
     #[test]

@@ -552,6 +552,7 @@ impl TwoPathSim {
             reassembly: cfg.reassembly,
             max_rx_flows_per_client: 16,
             seed: cfg.seed,
+            ..EngineConfig::new(role, addr.control)
         };
         let mut nmadp = Engine::new(engine_cfg(Role::NMadp));
         let mut cmadp = Engine::new(engine_cfg(Role::CMadp));
@@ -1002,7 +1003,7 @@ impl TwoPathSim {
                 p.n_usable = usable;
                 self.nmadp.set_path_usable(self.client, id, usable);
             }
-            if let Some(owd) = p.monitor.owd_estimate_ns() {
+            if let Some(owd) = p.monitor.min_rtt_ns().map(|m| m / 2) {
                 self.nmadp.set_path_estimates(self.client, id, owd, None);
                 // AMBIGUITY: the C-MADP cannot measure (only the N-MADP probes, draft-04
                 // §5.2); the harness mirrors the N-MADP's estimate, as an NCM would signal it.
