@@ -333,6 +333,10 @@ fn nmadp_failover_wifi_cut_mid_transfer() {
     let d = Daemons::start(&tb, "active-standby");
     let cut_at = Duration::from_secs(2);
     let tb_ref = &tb;
+    // Beside the TCP transfer (whose own retransmission backoff adds to any outage), paced UDP
+    // both ways: the data plane's own disruption is the longest silence of these streams.
+    let up = UdpStream::start(&tb, "client", "server", &format!("{SERVER}:7211"));
+    let down = UdpStream::start(&tb, "server", "client", &format!("{ANCHOR}:7212"));
     let run = thread::scope(|s| {
         let h = s.spawn(|| {
             Iperf {
@@ -348,7 +352,15 @@ fn nmadp_failover_wifi_cut_mid_transfer() {
         tb_ref.emu("wifi", "down");
         h.join().expect("iperf3 thread")
     });
+    let (_, up_at) = up.stop();
+    let (_, down_at) = down.stop();
     d.stop();
+    let udp_gap = |at: &[Instant]| {
+        at.windows(2)
+            .map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1000.0)
+            .fold(0.0f64, f64::max)
+    };
+    let (gap_up, gap_down) = (udp_gap(&up_at), udp_gap(&down_at));
     let gap = run.longest_gap_ms(0.5);
     let tail: f64 = run
         .intervals
@@ -359,7 +371,7 @@ fn nmadp_failover_wifi_cut_mid_transfer() {
         .sum::<f64>()
         / 10.0;
     println!(
-        "failover (Wi-Fi cut at ~2.1 s, active-standby): {:.1} Mbit/s average, longest gap {gap:.0} ms, last second {tail:.1} Mbit/s",
+        "failover (Wi-Fi cut at ~2.1 s, active-standby): {:.1} Mbit/s average, longest gap {gap:.0} ms, last second {tail:.1} Mbit/s; paced UDP longest silence uplink {gap_up:.0} ms, downlink {gap_down:.0} ms",
         run.mbit
     );
     record(
@@ -367,6 +379,7 @@ fn nmadp_failover_wifi_cut_mid_transfer() {
         json!({
             "goodput_mbit": round2(run.mbit), "pct_of_70": pct(run.mbit),
             "disruption_ms": gap, "after_cut_mbit": round2(tail),
+            "udp_disruption_up_ms": round2(gap_up), "udp_disruption_down_ms": round2(gap_down),
             "notes": format!("longest run of 100 ms intervals below 0.5 Mbit/s; last second after the cut {tail:.1} Mbit/s"),
             "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_failover",
         }),
@@ -376,6 +389,55 @@ fn nmadp_failover_wifi_cut_mid_transfer() {
         "the transfer did not resume over LTE ({tail:.1} Mbit/s in the last second)"
     );
     assert!(gap < 4000.0, "disruption {gap:.0} ms");
+    // With 100 ms probes the data plane resumes on LTE within 300 ms of the cut.
+    for (what, g) in [("uplink", gap_up), ("downlink", gap_down)] {
+        assert!(
+            g <= 300.0,
+            "paced UDP {what}: {g:.0} ms without a datagram (target 300 ms)"
+        );
+    }
+}
+
+/// Duplicate mode across a cut: every datagram also travels the other path, so cutting Wi-Fi
+/// mid-stream loses nothing, either way.
+#[test]
+fn nmadp_failover_duplicate_mode_loses_nothing_on_a_cut() {
+    skip_unless!("iperf3", "ping");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    let d = Daemons::start(&tb, "duplicate");
+    let up = UdpStream::start(&tb, "client", "server", &format!("{SERVER}:7221"));
+    let down = UdpStream::start(&tb, "server", "client", &format!("{ANCHOR}:7222"));
+    thread::sleep(Duration::from_millis(1500));
+    tb.emu("wifi", "down");
+    thread::sleep(Duration::from_millis(1500));
+    let (up_sent, up_at) = up.stop();
+    let (down_sent, down_at) = down.stop();
+    d.stop();
+    println!(
+        "failover, duplicate mode: uplink {} of {up_sent}, downlink {} of {down_sent} datagrams arrived across the Wi-Fi cut",
+        up_at.len(),
+        down_at.len()
+    );
+    record(
+        "nmadp_failover_duplicate",
+        json!({
+            "uplink_lost": up_sent as i64 - up_at.len() as i64,
+            "downlink_lost": down_sent as i64 - down_at.len() as i64,
+            "notes": format!("paced UDP both ways, Wi-Fi cut at 1.5 s: uplink {}/{up_sent}, downlink {}/{down_sent}", up_at.len(), down_at.len()),
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_failover_duplicate",
+        }),
+    );
+    assert_eq!(
+        up_at.len() as u32,
+        up_sent,
+        "uplink datagrams lost across the cut"
+    );
+    assert_eq!(
+        down_at.len() as u32,
+        down_sent,
+        "downlink datagrams lost across the cut"
+    );
 }
 
 #[test]
@@ -558,6 +620,7 @@ fn nmadp_delivery_capture_decodes_with_good_checksums() {
 /// socket in `from_ns` to `to` (a receiver in `to_ns`); the receiver's arrival times.
 struct UdpStream {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop_sender: std::sync::Arc<std::sync::atomic::AtomicBool>,
     sender: Option<thread::JoinHandle<u32>>,
     receiver: Option<thread::JoinHandle<Vec<Instant>>>,
 }
@@ -588,7 +651,8 @@ impl UdpStream {
             }
             at
         });
-        let stop_s = stop.clone();
+        let stop_sender = std::sync::Arc::new(AtomicBool::new(false));
+        let stop_s = stop_sender.clone();
         let to = to.to_string();
         let sender = common::spawn_in_netns(&tb.ns(from_ns), move || {
             let s = UdpSocket::bind("0.0.0.0:0").expect("bind stream sender");
@@ -610,16 +674,20 @@ impl UdpStream {
         });
         UdpStream {
             stop,
+            stop_sender,
             sender: Some(sender),
             receiver: Some(receiver),
         }
     }
 
-    /// Stops the stream: (datagrams sent, arrival times).
+    /// Stops the stream: the sender first, then (once the last datagram had time to cross
+    /// the slowest path and the reorder buffers) the receiver. (datagrams sent, arrivals).
     fn stop(mut self) -> (u32, Vec<Instant>) {
-        thread::sleep(Duration::from_millis(300));
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop_sender
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let sent = self.sender.take().map_or(0, |h| h.join().unwrap_or(0));
+        thread::sleep(Duration::from_millis(700));
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let at = self
             .receiver
             .take()
@@ -630,6 +698,8 @@ impl UdpStream {
 
 impl Drop for UdpStream {
     fn drop(&mut self) {
+        self.stop_sender
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -364,6 +364,10 @@ pub fn monitor_config(cfg: &Config) -> PathMonitorConfig {
         reverse_cid: None,
         keep_suspect_usable: false,
         first_sequence_number: 0,
+        // A live path shows a keep-alive every keepalive_ms: 1.5 of them without anything,
+        // plus a probe past its RTO, is a dead path (failover in a few hundred ms rather than
+        // dead_after keep-alive periods or the probe timeout).
+        quick_silence_ns: u64::from(p.keepalive_ms.max(1)) * MS * 3 / 2,
     }
 }
 

@@ -182,10 +182,17 @@ impl SlowPath {
             role,
             mon,
             keepalive_ns: keepalive_ns.max(pipelines::flow::MS),
-            silence_ns: mon.keepalive_timeout_ns.max(
-                mon.probe_interval_ns
-                    .saturating_mul(u64::from(mon.down_after) + 1),
-            ),
+            // With quick failure detection, two probe intervals without a probe REQ or data
+            // (the N-MADP probes every active path each interval); else the slow rule.
+            silence_ns: if mon.quick_silence_ns > 0 {
+                mon.quick_silence_ns
+                    .max(mon.probe_interval_ns.saturating_mul(2))
+            } else {
+                mon.keepalive_timeout_ns.max(
+                    mon.probe_interval_ns
+                        .saturating_mul(u64::from(mon.down_after) + 1),
+                )
+            },
             clients: BTreeMap::new(),
             counters: SlowPathCounters::default(),
             next_data_scan: 0,

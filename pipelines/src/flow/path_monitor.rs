@@ -64,6 +64,12 @@ pub struct PathMonitorConfig {
     pub keep_suspect_usable: bool,
     /// Sequence number of the first probe REQ.
     pub first_sequence_number: u16,
+    /// Quick failure detection (0 disables): an Active path with no sign of life (keep-alive,
+    /// probe ACK or data) for this long, while a probe sent after its last sign of life has
+    /// gone unanswered for longer than the path's RTO (SRTT + 4 RTTVAR), becomes Suspect at
+    /// once, without waiting out `probe_timeout_ns` for `suspect_after` probes. Set it above
+    /// the peer's keep-alive period (a live path always shows something that often).
+    pub quick_silence_ns: u64,
 }
 
 impl Default for PathMonitorConfig {
@@ -81,6 +87,7 @@ impl Default for PathMonitorConfig {
             reverse_cid: None,
             keep_suspect_usable: false,
             first_sequence_number: 0,
+            quick_silence_ns: 0,
         }
     }
 }
@@ -151,6 +158,8 @@ pub struct PathMonitorStats {
     pub keepalives: u64,
     /// State transitions.
     pub transitions: u64,
+    /// Active paths made Suspect by quick failure detection (`quick_silence_ns`).
+    pub quick_suspects: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,7 +408,36 @@ impl PathMonitor {
         if let Some(t) = self.silence_deadline() {
             d = d.min(t);
         }
+        if let Some(t) = self.quick_deadline() {
+            d = d.min(t);
+        }
         d
+    }
+
+    /// Retransmission timeout of a probe (RFC 6298 §2: SRTT + 4 RTTVAR), at most the probe
+    /// timeout; the probe timeout itself before any RTT sample.
+    pub fn rto_ns(&self) -> u64 {
+        let timeout = self.config.probe_timeout_ns;
+        self.srtt
+            .map_or(timeout, |s| s.saturating_add(4 * self.rttvar))
+            .min(timeout)
+    }
+
+    /// When quick failure detection would fire if nothing arrives meanwhile: the later of the
+    /// silence limit and the RTO of the oldest probe sent since the last sign of life.
+    fn quick_deadline(&self) -> Option<Instant> {
+        let quick = self.config.quick_silence_ns;
+        if quick == 0 || self.state != PathState::Active {
+            return None;
+        }
+        let rto = self.rto_ns();
+        let probe = self
+            .ring
+            .iter()
+            .filter(|s| s.state == SlotState::Outstanding && s.sent_at >= self.last_alive)
+            .map(|s| s.sent_at.saturating_add(rto))
+            .min()?;
+        Some(probe.max(self.last_alive.saturating_add(quick)))
     }
 
     /// Whether probes are sent in the §5.2 active phase: the path is in the steering set.
@@ -442,6 +480,12 @@ impl PathMonitor {
         }
         if let Some(t) = self.silence_deadline() {
             if now >= t {
+                self.transition(PathState::Suspect, t);
+            }
+        }
+        if let Some(t) = self.quick_deadline() {
+            if now >= t {
+                self.stats.quick_suspects += 1;
                 self.transition(PathState::Suspect, t);
             }
         }
@@ -571,6 +615,7 @@ mod tests {
             reverse_cid: None,
             keep_suspect_usable: false,
             first_sequence_number: 0,
+            quick_silence_ns: 0,
         }
     }
 
@@ -1087,5 +1132,77 @@ mod tests {
                 prop_assert!(st.acks_matched + st.probes_lost <= st.probes_sent);
             }
         }
+    }
+
+    #[test]
+    fn quick_detection_suspects_a_silent_path_after_one_unanswered_probe() {
+        let mut m = PathMonitor::new(PathMonitorConfig {
+            probe_interval_ns: 100 * MS,
+            initial_probe_interval_ns: 100 * MS,
+            probe_timeout_ns: 1000 * MS,
+            quick_silence_ns: 150 * MS,
+            ..PathMonitorConfig::default()
+        });
+        // Two answered probes (RTT 40 ms): Active, SRTT about 40 ms.
+        let mut t = 0;
+        for _ in 0..3 {
+            let p = m.poll(t).expect("probe due");
+            m.on_probe_ack(p.sequence_number, t + 40 * MS);
+            t += 100 * MS;
+        }
+        assert_eq!(m.state(), PathState::Active);
+        // Keep-alives every 100 ms keep it Active however long the probe ACKs take.
+        let cut = t;
+        m.poll(t);
+        m.on_keepalive(t + 90 * MS);
+        m.poll(t + 100 * MS);
+        assert_eq!(m.state(), PathState::Active, "alive: keep-alive 90 ms ago");
+        // Then nothing at all: Suspect once silent 150 ms with a probe past its RTO, well
+        // before the 1 s probe timeout.
+        let last = cut + 90 * MS;
+        let due = m.next_deadline();
+        assert!(due <= last + 150 * MS + 100 * MS, "next deadline {due}");
+        let mut at = last;
+        while m.state() == PathState::Active && at < last + 1000 * MS {
+            at += 5 * MS;
+            m.poll(at);
+        }
+        assert_eq!(m.state(), PathState::Suspect);
+        assert!(
+            at - last <= 200 * MS,
+            "suspect {} ms after the last sign of life",
+            (at - last) / MS
+        );
+        assert_eq!(m.stats().quick_suspects, 1);
+        assert!(!m.usable());
+    }
+
+    #[test]
+    fn quick_detection_is_off_by_default_and_needs_an_unanswered_probe() {
+        // Off: silence alone (below keepalive_timeout) changes nothing.
+        let mut m = PathMonitor::new(PathMonitorConfig::default());
+        let p = m.poll(0).expect("probe");
+        m.on_probe_ack(p.sequence_number, 10 * MS);
+        let p = m.poll(100 * MS).expect("probe");
+        m.on_probe_ack(p.sequence_number, 110 * MS);
+        assert_eq!(m.state(), PathState::Active);
+        m.poll(400 * MS);
+        assert_eq!(m.state(), PathState::Active);
+        // On, but every probe answered: silence between probes is not a failure.
+        let mut m = PathMonitor::new(PathMonitorConfig {
+            quick_silence_ns: 50 * MS,
+            probe_interval_ns: 200 * MS,
+            ..PathMonitorConfig::default()
+        });
+        // Probes every 200 ms (Active), each answered after 10 ms; polled every 50 ms in
+        // between: 190 ms of silence each time, far beyond 50 ms, yet no probe is unanswered.
+        for step in 0..40u64 {
+            let t = step * 50 * MS;
+            if let Some(p) = m.poll(t) {
+                m.on_probe_ack(p.sequence_number, t + 10 * MS);
+            }
+        }
+        assert_eq!(m.state(), PathState::Active);
+        assert_eq!(m.stats().quick_suspects, 0);
     }
 }

@@ -707,8 +707,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     /// Release the held run starting at the head (each item once its release time, if any,
     /// has come).
     fn drain(&mut self, out: &mut impl FnMut(S, T)) {
-        while matches!(self.slots.get(self.slot_index(0)), Some(Some((_, at))) if *at <= self.now)
-        {
+        while matches!(self.slots.get(self.slot_index(0)), Some(Some((_, at))) if *at <= self.now) {
             self.advance_one(out);
         }
     }
