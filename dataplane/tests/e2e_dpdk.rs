@@ -114,9 +114,7 @@ fn nmadp_config(run: &str, steering: &str, variant: Variant, prefix: &str) -> St
         .map(|a| format!("{a:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut text = text
-        .replace("@RUN@", run)
-        .replace("@STEERING@", steering)
+    let mut text = fill_template(&text, run, steering)
         .replace("@PREFIX@", prefix)
         .replace("@EAL_MEM@", &mem);
     if variant == Variant::AfXdp {
@@ -153,10 +151,12 @@ impl<'a> Daemons<'a> {
         let ncfg = run.join(format!("nmadp-dpdk-{steering}.toml"));
         fs::write(&ncfg, nmadp_config(&run_s, steering, variant, &prefix))
             .expect("write nmadp config");
-        let ctext = fs::read_to_string(workspace_root().join("deploy/testbed/cmadp.toml"))
-            .expect("cmadp.toml")
-            .replace("@RUN@", &run_s)
-            .replace("@STEERING@", steering);
+        let ctext = fill_template(
+            &fs::read_to_string(workspace_root().join("deploy/testbed/cmadp.toml"))
+                .expect("cmadp.toml"),
+            &run_s,
+            steering,
+        );
         let ccfg = run.join(format!("cmadp-{steering}.toml"));
         fs::write(&ccfg, ctext).expect("write cmadp config");
         let nmadp = tb.spawn(
@@ -419,10 +419,12 @@ fn tcp_aggregation_weighted(variant: Variant, port: u16) {
         );
     }
     let secs = f64::from(IPERF_SECS + IPERF_OMIT);
+    let sum = sum_mbit();
+    let fastest = link_rate("WIFI_RATE").max(link_rate("LTE_RATE"));
     let lte_mbit = (lte_after - lte_before) as f64 * 8.0 / 1e6 / secs;
     let wifi_mbit = (wifi_after - wifi_before) as f64 * 8.0 / 1e6 / secs;
     println!(
-        "DPDK {} N-MADP, weighted TCP downlink: {:.1} Mbit/s ({}% of {SUM_MBIT}); links carried Wi-Fi {wifi_mbit:.1} + LTE {lte_mbit:.1} Mbit/s (downlink, incl. MX overhead); {devices}",
+        "DPDK {} N-MADP, weighted TCP downlink: {:.1} Mbit/s ({}% of {sum}); links carried Wi-Fi {wifi_mbit:.1} + LTE {lte_mbit:.1} Mbit/s (downlink, incl. MX overhead); {devices}",
         variant.pmd(),
         run.mbit,
         pct(run.mbit)
@@ -431,26 +433,32 @@ fn tcp_aggregation_weighted(variant: Variant, port: u16) {
     record(
         &scenario,
         json!({
-            "goodput_mbit": round2(run.mbit), "pct_of_70": pct(run.mbit),
+            "goodput_mbit": round2(run.mbit), "pct_of_sum": pct(run.mbit),
+            "pct_of_achievable": pct_of(run.mbit, achievable_tunnel_mbit()),
             "wifi_link_mbit": round2(wifi_mbit), "lte_link_mbit": round2(lte_mbit),
             "lte_share_pct": (lte_mbit / (lte_mbit + wifi_mbit).max(1e-9) * 1000.0).round() / 10.0,
             "notes": format!("downlink TCP through DPDK {} ports; links Wi-Fi {wifi_mbit:.1} + LTE {lte_mbit:.1} Mbit/s", variant.pmd()),
             "command": format!("cargo test -p dataplane --features dpdk --test e2e_dpdk -- --nocapture {}_tcp_aggregation", variant.tag()),
         }),
     );
-    // Aggregation: both links carried the downlink in about the configured 5:2 (LTE 2/7 =
-    // 29% of the bytes; 15..45% accepted). The goodput itself depends on the machine's load
-    // (2 shared cores: the same run measured 10 to 55 Mbit/s): it is recorded, and only a
-    // starved transfer fails.
+    // Aggregation, as the AF_PACKET build's e2e asserts: more than the fastest link alone can
+    // carry, and at least 85% of the raw link sum (weighted); both links carried a real share.
     let lte_share = lte_mbit / (lte_mbit + wifi_mbit).max(1e-9);
+    let expected = link_rate("LTE_RATE") / sum;
     assert!(
-        (0.15..=0.45).contains(&lte_share),
-        "LTE carried {:.0}% of the downlink bytes (Wi-Fi {wifi_mbit:.1}, LTE {lte_mbit:.1} Mbit/s; weighted 5:2 gives 29%)",
-        lte_share * 100.0
+        (lte_share - expected).abs() <= 0.15,
+        "LTE carried {:.0}% of the downlink bytes (Wi-Fi {wifi_mbit:.1}, LTE {lte_mbit:.1} Mbit/s; its rate is {:.0}% of the sum)",
+        lte_share * 100.0,
+        expected * 100.0
     );
     assert!(
-        run.mbit > 2.0,
-        "TCP goodput {:.1} Mbit/s through the DPDK N-MADP",
+        run.mbit > fastest,
+        "TCP goodput {:.1} Mbit/s through the DPDK N-MADP does not beat the fastest link alone ({fastest} Mbit/s)",
+        run.mbit
+    );
+    assert!(
+        run.mbit >= 0.85 * sum,
+        "TCP goodput {:.1} Mbit/s through the DPDK N-MADP is below 85% of the {sum} Mbit/s link sum",
         run.mbit
     );
     drop(tb);

@@ -114,6 +114,8 @@ pub(crate) struct FileDefaults {
     pub reassembly: Option<FileReassembly>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<FileProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_compensation: Option<bool>,
 }
 
 impl FileDefaults {
@@ -126,6 +128,7 @@ impl FileDefaults {
             && self.reorder.is_none()
             && self.reassembly.is_none()
             && self.probe.is_none()
+            && self.delay_compensation.is_none()
     }
 }
 

@@ -344,6 +344,10 @@ pub struct Defaults {
     pub reorder: Reorder,
     pub reassembly: Reassembly,
     pub probe: Probe,
+    /// Weighted steering holds each path back by how much faster it is than the slowest
+    /// (one-way delays from the path monitor), so that every packet sees one delay (default
+    /// true; see `pipelines::engine::EngineConfig::delay_compensation`).
+    pub delay_compensation: bool,
 }
 
 /// An anchor connection (draft-04 §4.2.1 Connection ID; §4.4 GRE key low 16 bits).
@@ -465,7 +469,8 @@ pub struct DeliveryConnection {
     pub trailer: TrailerConfig,
     /// Lower is preferred (`single`, `active-standby`).
     pub priority: u8,
-    /// Share of traffic (`weighted`, `per-flow`), 1..=65535.
+    /// Share of traffic (`weighted`, `per-flow`), 1..=65535 when set; 0 = unset: in proportion
+    /// to the paths' rates when every path has one, else equal shares.
     pub weight: u16,
     /// Expected rate, for `delay-aware`.
     pub rate_mbps: Option<u32>,

@@ -120,7 +120,8 @@ fn minimal_gets_defaults() {
     assert_eq!(c.defaults.reorder.timeout, ReorderTimeout::Adaptive);
     let d = &c.clients[0].deliveries[0];
     assert_eq!(d.name, "dc0");
-    assert_eq!((d.priority, d.weight), (0, 1));
+    // Weight unset (0): weighted steering follows the paths' rates, else equal shares.
+    assert_eq!((d.priority, d.weight), (0, 0));
     assert_eq!(d.trailer.uplink, TrailerFields(0x80 | 0x40 | 0x20 | 0x10));
 }
 

@@ -685,6 +685,7 @@ fn defaults(p: &mut Problems, at: &Path, d: &FileDefaults) -> Defaults {
             base_reassembly,
         ),
         probe,
+        delay_compensation: d.delay_compensation.unwrap_or(true),
     }
 }
 
@@ -1044,7 +1045,12 @@ fn delivery(
         0,
         255,
     ) as u8;
-    let weight = ranged(p, at.key("weight"), d.weight, 1, 1, 65535) as u16;
+    // Unset (0 inside): weighted and per-flow steering follow the paths' rates (configured
+    // `rate_mbps`), or split equally when a rate is missing too. Set, it is 1..=65535.
+    let weight = match d.weight {
+        None => 0,
+        Some(w) => ranged(p, at.key("weight"), Some(w), 1, 1, 65535) as u16,
+    };
     let rate_mbps = d
         .rate_mbps
         .map(|r| ranged(p, at.key("rate_mbps"), Some(r), 1, 1, 1_000_000) as u32);
@@ -1394,6 +1400,7 @@ pub(crate) fn to_file(c: &Config) -> File {
             trailer: Some(file_trailer(d.trailer)),
             reorder: Some(file_reorder(d.reorder)),
             reassembly: Some(file_reassembly(d.reassembly)),
+            delay_compensation: Some(d.delay_compensation),
             probe: Some(FileProbe {
                 interval_ms: Some(d.probe.interval_ms.into()),
                 keepalive_ms: Some(d.probe.keepalive_ms.into()),
@@ -1462,7 +1469,7 @@ fn file_client(c: &Client) -> FileClient {
                 remote: d.remote.map(|e| e.to_string()),
                 mtu: Some(d.mtu.into()),
                 priority: Some(d.priority.into()),
-                weight: Some(d.weight.into()),
+                weight: (d.weight > 0).then(|| d.weight.into()),
                 rate_mbps: d.rate_mbps.map(Into::into),
                 trailer: (c.convergence == Convergence::Trailer).then(|| file_trailer(d.trailer)),
             })

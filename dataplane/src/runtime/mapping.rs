@@ -119,6 +119,7 @@ pub fn engine_config(cfg: &Config, seed: u64) -> EngineConfig {
         path_horizon: d.reorder.path_horizon,
     };
     e.reorder_timeout = mode;
+    e.delay_compensation = d.delay_compensation;
     let max_sdu = usize::from(d.reassembly.max_sdu_bytes);
     let slots = usize::from(d.reassembly.slots).max(1);
     e.reassembly = ReassemblyConfig {

@@ -28,8 +28,46 @@ use serde_json::{json, Value};
 pub static LOCK: Mutex<()> = Mutex::new(());
 pub static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Rate of one emulated link, Mbit/s: `WIFI_RATE` / `LTE_RATE` from the environment, as
+/// `testbed.sh` reads them (defaults 50 and 20).
+pub fn link_rate(var: &str) -> f64 {
+    let default = if var.starts_with("WIFI") { 50.0 } else { 20.0 };
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r: &f64| r > 0.0)
+        .unwrap_or(default)
+}
+
+/// A configuration template of `deploy/testbed/` filled in: run directory, steering mode and
+/// the emulated links' rates.
+pub fn fill_template(text: &str, run: &str, steering: &str) -> String {
+    let rate = |v: &str| format!("{}", link_rate(v).round().max(1.0) as u64);
+    text.replace("@RUN@", run)
+        .replace("@STEERING@", steering)
+        .replace("@WIFI_RATE@", &rate("WIFI_RATE"))
+        .replace("@LTE_RATE@", &rate("LTE_RATE"))
+}
+
 /// Sum of the two access link rates, Mbit/s.
-pub const SUM_MBIT: f64 = 70.0;
+pub fn sum_mbit() -> f64 {
+    link_rate("WIFI_RATE") + link_rate("LTE_RATE")
+}
+
+/// The share of an emulated link's rate that TCP payload can use through the tunnel: a full
+/// segment through mx0 (MTU 1400: 1400 - 20 IPv4 - 20 TCP - 12 timestamps = 1348 bytes of
+/// payload) travels as 1400 + 6 (trailer nh cid tc sn) + 8 UDP + 20 IPv4 + 14 Ethernet = 1448
+/// bytes on the emulated link (mx-linkemu counts Ethernet frames).
+pub const TUNNEL_PAYLOAD_SHARE: f64 = 1348.0 / 1448.0;
+
+/// The same for kernel MPTCP over the links directly: MTU 1500, 1500 - 20 - 20 - 12 - 20 (DSS
+/// option) = 1428 bytes of payload in a 1514-byte frame.
+pub const MPTCP_PAYLOAD_SHARE: f64 = 1428.0 / 1514.0;
+
+/// TCP goodput achievable through the tunnel on every link together, Mbit/s.
+pub fn achievable_tunnel_mbit() -> f64 {
+    sum_mbit() * TUNNEL_PAYLOAD_SHARE
+}
 /// iperf3 duration of throughput runs (s) and the omitted warm-up (s).
 pub const IPERF_SECS: u32 = 6;
 pub const IPERF_OMIT: u32 = 1;
@@ -479,8 +517,14 @@ impl<'a> Iperf<'a> {
     }
 }
 
+/// `mbit` as a percentage of the raw link sum.
 pub fn pct(mbit: f64) -> f64 {
-    (mbit / SUM_MBIT * 1000.0).round() / 10.0
+    (mbit / sum_mbit() * 1000.0).round() / 10.0
+}
+
+/// `mbit` as a percentage of `of`.
+pub fn pct_of(mbit: f64, of: f64) -> f64 {
+    (mbit / of.max(1e-9) * 1000.0).round() / 10.0
 }
 
 pub fn round2(x: f64) -> f64 {

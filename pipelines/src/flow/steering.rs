@@ -493,19 +493,27 @@ impl Steering {
     /// Weight used by `weighted` and `per-flow`. AMBIGUITY: when every usable path has weight
     /// 0 (e.g. all implied weights fell to 0) we split equally rather than drop traffic that a
     /// usable path could carry.
+    /// Weights of the usable paths: as configured; when none is set, in proportion to their
+    /// rates (kbit/s) if every usable path has one, else equal.
     fn effective_weights(&self) -> [u32; MAX_PATHS] {
         let mut w = [0u32; MAX_PATHS];
         let mut any = false;
+        let mut all_rates = true;
         for (i, s) in self.live().iter().enumerate() {
             if let Some(s) = s.filter(|s| s.usable) {
                 w[i] = s.params.weight;
                 any |= s.params.weight > 0;
+                all_rates &= s.params.rate_bps >= 1000;
             }
         }
         if !any {
             for (i, s) in self.live().iter().enumerate() {
-                if s.is_some_and(|s| s.usable) {
-                    w[i] = 1;
+                if let Some(s) = s.filter(|s| s.usable) {
+                    w[i] = if all_rates {
+                        u32::try_from(s.params.rate_bps / 1000).unwrap_or(u32::MAX)
+                    } else {
+                        1
+                    };
                 }
             }
         }
@@ -732,6 +740,27 @@ mod tests {
             st.path(A).unwrap().packets * 1000
         );
         assert_eq!(st.no_path, 0);
+    }
+
+    #[test]
+    fn weighted_without_weights_follows_the_rates() {
+        let a = PathParams {
+            weight: 0,
+            rate_bps: 50_000_000,
+            ..p(0, 0)
+        };
+        let b = PathParams {
+            weight: 0,
+            rate_bps: 20_000_000,
+            ..p(0, 1)
+        };
+        let mut s = steering(SteeringMode::Weighted, &[(A, a), (B, b)]);
+        let on_a = (0..7000).filter(|_| pick(&mut s) == A).count();
+        assert_eq!(on_a, 5000, "50:20 Mbit/s is 5:2");
+        // A path without a rate: equal shares.
+        s.set_path(B, PathParams { rate_bps: 0, ..b }).unwrap();
+        let on_a = (0..1000).filter(|_| pick(&mut s) == A).count();
+        assert_eq!(on_a, 500);
     }
 
     #[test]
