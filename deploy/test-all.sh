@@ -39,12 +39,13 @@ run() { # run NAME CMD...: one counted check
 # writer), ethtool and iproute2 (namespaces, veth offloads), pkg-config.
 # DPDK 22.11 with its headers, and clang for bindgen (../shared/DPDK-NOTES.md).
 # iperf3, mptcpize (its own package on Debian 12, with libmptcpwrap0; mptcpd does not ship it),
-# ping, ss (iproute2) and sysctl/ps (procps) for the namespace testbed (deploy/testbed/).
+# ping, ss (iproute2) and sysctl/ps (procps) for the namespace testbed (deploy/testbed/);
+# nftables and conntrack for the NAT-rebinding test (a NAT on the testbed's access router).
 # Checked against ../shared/tools/image-packages-rust.txt (what a new machine has): iproute2,
 # pkg-config, procps, python3 and python3-pip are there; everything else here is not.
 APT_PACKAGES=(tshark wireshark-common ethtool iproute2 pkg-config procps
     dpdk dpdk-dev libdpdk-dev libclang-dev clang
-    iperf3 mptcpize libmptcpwrap0 iputils-ping)
+    iperf3 mptcpize libmptcpwrap0 iputils-ping nftables conntrack)
 
 install_deps() {
     [ "${SKIP_INSTALL:-0}" = 1 ] && return 0
@@ -69,7 +70,7 @@ install_deps() {
     python3 -c 'import scapy' || return 1
     # Every command a test runs must now be on PATH (a missing one fails its test, never skips).
     local t
-    for t in tshark text2pcap ethtool ip tc ss iperf3 mptcpize ping sysctl dpdk-testpmd clang pkg-config; do
+    for t in tshark text2pcap ethtool ip tc ss iperf3 mptcpize ping sysctl nft conntrack dpdk-testpmd clang pkg-config; do
         command -v "$t" >/dev/null || { echo "missing command after install: $t" >&2; return 1; }
     done
     if [ "$FUZZ_SECONDS" != 0 ] && ! cargo fuzz --version >/dev/null 2>&1; then

@@ -826,3 +826,136 @@ fn nmadp_restart_of_either_daemon_resumes_within_two_probe_intervals() {
         );
     }
 }
+
+/// NAT rebinding mid-transfer: the access router starts NATing the client's LTE side, then
+/// changes the mapping (a new public port, the old conntrack entries gone), as a carrier NAT
+/// does when a binding expires. The NAT maps one client socket to one public endpoint whatever
+/// the destination (endpoint-independent, RFC 4787), so data and control share it. The N-MADP
+/// must follow the client to each new endpoint from in-session data (draft-04 says nothing of
+/// rebinding; engine::rx session_ok), and traffic both ways must resume within two probe
+/// intervals.
+#[test]
+fn nmadp_rebind_follows_nat_mapping_changes_mid_transfer() {
+    skip_unless!("iperf3", "ping", "nft", "conntrack", "ss");
+    let _g = lock();
+    let tb = Testbed::up(Mode::Nmadp, &[]);
+    let t = Duration::from_secs(5);
+    let mut d = Daemons::start(&tb, "weighted");
+    // The C-MADP's LTE socket (kernel-chosen port).
+    // (Bound to the interface's address, or to the wildcard on the interface: `*%lte:P`.)
+    let ss = tb.run("client", &["ss", "-Hanu"], t);
+    let port: u16 = ss
+        .split_whitespace()
+        .find_map(|w| {
+            let p = w
+                .strip_prefix("10.71.2.2:")
+                .or_else(|| w.split_once("%lte:").map(|(_, p)| p))?;
+            p.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no C-MADP LTE socket in {ss:?}"));
+    let lte_remote = |d: &Daemons| {
+        let v = d.paths("nmadp");
+        let mut objs = Vec::new();
+        all_objects(&v, &mut objs);
+        objs.iter()
+            .find(|m| m.get("name").and_then(Value::as_str) == Some("lte"))
+            .and_then(|m| m.get("remote").and_then(Value::as_str).map(String::from))
+    };
+    let rules = |public: u16| {
+        format!(
+            "add rule ip mxnat pre ip daddr 10.71.2.1 udp dport {public} dnat to 10.71.2.2:{port} ; \
+             add rule ip mxnat post ip saddr 10.71.2.2 udp sport {port} snat to 10.71.2.1:{public}"
+        )
+    };
+    let forget = |tb: &Testbed| {
+        for sel in ["--orig-src", "--orig-dst"] {
+            let addr = if sel == "--orig-src" {
+                "10.71.2.2"
+            } else {
+                "10.71.2.1"
+            };
+            let _ = tb
+                .cmd("rtr", &["conntrack", "-D", "-p", "udp", sel, addr])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    };
+    let up = UdpStream::start(&tb, "client", "server", &format!("{SERVER}:7231"));
+    let down = UdpStream::start(&tb, "server", "client", &format!("{ANCHOR}:7232"));
+    thread::sleep(Duration::from_millis(1500));
+    // 1: the NAT appears (public 10.71.2.1:41000), in one nft transaction.
+    let setup = format!(
+        "add table ip mxnat ; \
+         add chain ip mxnat pre {{ type nat hook prerouting priority -100 ; }} ; \
+         add chain ip mxnat post {{ type nat hook postrouting priority 100 ; }} ; {}",
+        rules(41000)
+    );
+    tb.run("rtr", &["nft", &setup], t);
+    forget(&tb);
+    let first = Instant::now();
+    thread::sleep(Duration::from_millis(1500));
+    let remote1 = lte_remote(&d);
+    // 2: the mapping changes (public port 42000).
+    let change = format!(
+        "flush chain ip mxnat pre ; flush chain ip mxnat post ; {}",
+        rules(42000)
+    );
+    tb.run("rtr", &["nft", &change], t);
+    forget(&tb);
+    let second = Instant::now();
+    thread::sleep(Duration::from_millis(1500));
+    let (up_sent, up_at) = up.stop();
+    let (down_sent, down_at) = down.stop();
+    let remote2 = lte_remote(&d);
+    d.check_alive();
+    d.stop();
+    // The longest silence of a stream within a window from just before a change.
+    let gap_in = |at: &[Instant], from: Instant| {
+        let from = from - Duration::from_millis(20);
+        let to = from + Duration::from_millis(1400);
+        at.iter()
+            .filter(|&&a| a >= from && a <= to)
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|w| w[1].duration_since(*w[0]).as_secs_f64() * 1000.0)
+            .fold(0.0f64, f64::max)
+    };
+    let gaps = [
+        ("NAT on, uplink", gap_in(&up_at, first)),
+        ("NAT on, downlink", gap_in(&down_at, first)),
+        ("mapping change, uplink", gap_in(&up_at, second)),
+        ("mapping change, downlink", gap_in(&down_at, second)),
+    ];
+    println!(
+        "rebind: LTE remote {remote1:?} after the NAT appeared, {remote2:?} after the mapping changed; longest silences {gaps:?} ms; uplink {} of {up_sent}, downlink {} of {down_sent} datagrams arrived",
+        up_at.len(),
+        down_at.len()
+    );
+    record(
+        "nmadp_rebind",
+        json!({
+            "disruption_ms": gaps.iter().map(|(w, g)| json!({"what": w, "ms": round2(*g)})).collect::<Vec<_>>(),
+            "uplink_lost": up_sent as i64 - up_at.len() as i64,
+            "downlink_lost": down_sent as i64 - down_at.len() as i64,
+            "notes": "LTE side: no NAT -> 10.71.2.1:41000 -> 10.71.2.1:42000 mid-stream (weighted, paced UDP both ways, 5 ms spacing)",
+            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_rebind",
+        }),
+    );
+    assert_eq!(
+        remote1.as_deref(),
+        Some("10.71.2.1:41000"),
+        "the N-MADP follows the NAT"
+    );
+    assert_eq!(
+        remote2.as_deref(),
+        Some("10.71.2.1:42000"),
+        "the N-MADP follows the new mapping"
+    );
+    for (what, g) in gaps {
+        assert!(
+            g <= 200.0,
+            "rebind, {what}: {g:.0} ms without a datagram (target 200 ms)"
+        );
+    }
+}
