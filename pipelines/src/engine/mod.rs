@@ -1150,10 +1150,8 @@ impl<B: PacketBuf> Engine<B> {
                 ..
             } = c;
             let mut holding = false;
-            for fi in 0..rx_flows.len() {
-                let fresh = rx_flows[fi].reorder.effective_timeout();
-                let live = live_paths(paths, now, fresh);
-                let f = &mut rx_flows[fi];
+            for f in rx_flows.iter_mut() {
+                let live = live_paths(paths, now, f.reorder.effective_timeout());
                 if f.reorder.next_deadline().is_none_or(|d| d > now) {
                     continue;
                 }
