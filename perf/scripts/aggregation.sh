@@ -52,6 +52,8 @@ for sc in $SCENARIOS; do
         out=$(env $envs cargo test -q -p dataplane --test e2e -- --nocapture --test-threads=1 "${filter[@]}" 2>&1)
         rc=$?
         summary=$(printf '%s\n' "$out" | grep -E '^test result:' | tail -1)
+        # A failed run keeps its whole output.
+        [ $rc = 0 ] || printf '%s\n' "$out" > "$OUT/failed-$sc-$run.log"
         printf '%s\n' "$out" | grep -o 'E2E RESULT [a-z_0-9]*: .*' | sed 's/^E2E RESULT [a-z_0-9]*: //' |
             python3 -c '
 import json, sys

@@ -152,8 +152,22 @@ struct SpClient {
     name: String,
     owner: usize,
     paths: Vec<SpPath>,
-    /// N-MADP: when the peer's last restart was acted on (every path reports the same one).
+    /// When the peer's last restart was acted on (every path reports the same one).
     restart_at: Option<Instant>,
+}
+
+impl SpClient {
+    /// Whether a restart seen at `at` is a new one (every path reports the same restart: act
+    /// once within a second); if so, it is recorded.
+    fn restart_is_new(&mut self, at: Instant) -> bool {
+        let new = self
+            .restart_at
+            .is_none_or(|r| at.saturating_sub(r) > 1000 * pipelines::flow::MS);
+        if new {
+            self.restart_at = Some(at);
+        }
+        new
+    }
 }
 
 pub(crate) struct SlowPath {
@@ -338,14 +352,8 @@ impl SlowPath {
                     .last_keepalive_sn
                     .is_some_and(|last| Sn16(sequence_number).distance(Sn16(last)) < 0);
                 p.last_keepalive_sn = Some(sequence_number);
-                // Every path reports the same restart: act once (within a second).
-                let fresh = c
-                    .restart_at
-                    .is_none_or(|r| ev.at.saturating_sub(r) > 1000 * pipelines::flow::MS);
-                if restarted && fresh {
-                    c.restart_at = Some(ev.at);
-                    self.counters.peer_restarts += 1;
-                    self.send(owner, Command::ResetRxFlows { id: cid });
+                if restarted && c.restart_is_new(ev.at) {
+                    self.peer_restarted(owner, cid);
                 }
             }
             (Role::CMadp, ControlMessage::ProbeReq(req)) => {
@@ -371,13 +379,8 @@ impl SlowPath {
                 {
                     m.last_keepalive_sn = Some(sn);
                 }
-                let fresh = c
-                    .restart_at
-                    .is_none_or(|r| ev.at.saturating_sub(r) > 1000 * pipelines::flow::MS);
-                if restarted && fresh {
-                    c.restart_at = Some(ev.at);
-                    self.counters.peer_restarts += 1;
-                    self.send(owner, Command::ResetRxFlows { id: cid });
+                if restarted && c.restart_is_new(ev.at) {
+                    self.peer_restarted(owner, cid);
                 }
                 let Some(c) = self.clients.get_mut(&cid) else {
                     return;
@@ -414,6 +417,12 @@ impl SlowPath {
             }
             _ => self.counters.unexpected += 1,
         }
+    }
+
+    /// The peer of client `id` restarted: its receive flows start over.
+    fn peer_restarted(&mut self, owner: usize, id: ClientId) {
+        self.counters.peer_restarts += 1;
+        self.send(owner, Command::ResetRxFlows { id });
     }
 
     /// N-MADP: a probe ACK from an unknown endpoint that answers a probe sent over another path

@@ -655,6 +655,10 @@ fn too_many_receive_flows_are_refused() {
 
 /// An N-MADP whose client has two usable UDP-tunnel paths (1 and 2) in weighted mode.
 fn two_path_nmadp() -> Engine<HeapBuf> {
+    two_path_nmadp_with(EngineConfig::new(Role::NMadp, sa(CONTROL)))
+}
+
+fn two_path_nmadp_with(engine: EngineConfig) -> Engine<HeapBuf> {
     let mut cfg = client(
         Role::NMadp,
         Convergence::Trailer,
@@ -669,7 +673,7 @@ fn two_path_nmadp() -> Engine<HeapBuf> {
     d2.remote = Some(sa("203.0.113.10:40002"));
     d2.client_addr = Some(ip("203.0.113.10"));
     cfg.deliveries.push(d2);
-    let mut e = Engine::<HeapBuf>::new(EngineConfig::new(Role::NMadp, sa(CONTROL)));
+    let mut e = Engine::<HeapBuf>::new(engine);
     e.add_client(cfg).unwrap();
     for p in [PathId(1), PathId(2)] {
         e.set_path_usable(ClientId(7), p, true);
@@ -864,4 +868,68 @@ fn poll_visits_only_clients_holding_packets_and_they_leave_the_list() {
     c.poll(3 * MS, &mut pool, &mut out);
     assert!(c.held.is_empty());
     assert_eq!(c.next_deadline(), None);
+}
+
+#[test]
+fn delay_compensation_holds_the_faster_path_back_by_the_owd_difference() {
+    let mut e = two_path_nmadp();
+    let mut pool = HeapPool::default();
+    // Path 1 is 40 ms faster one way than path 2.
+    assert!(e.set_path_estimates(ClientId(7), PathId(1), 20 * MS, None));
+    assert!(e.set_path_estimates(ClientId(7), PathId(2), 60 * MS, None));
+    let mut out = Vec::new();
+    for i in 0..8 {
+        let s = down_sdu(&mut pool, i, 100);
+        e.from_anchor(s, 0, &mut pool, &mut out);
+    }
+    let now_on = |out: &Vec<Output<HeapBuf>>, id: u8| {
+        out.iter()
+            .filter(|o| matches!(o, Output::Delivery { path, .. } if path.0 == id))
+            .count()
+    };
+    // Weighted 1:1: path 2's half goes at once, path 1's waits 40 ms.
+    assert_eq!((now_on(&out, 1), now_on(&out, 2)), (0, 4));
+    assert_eq!(e.tx_deadline(), Some(40 * MS));
+    assert_eq!(e.next_deadline(), Some(40 * MS));
+    out.clear();
+    e.poll(40 * MS - 1, &mut pool, &mut out);
+    assert!(out.is_empty(), "not before its time");
+    e.poll(40 * MS, &mut pool, &mut out);
+    assert_eq!(now_on(&out, 1), 4);
+    // Released in the order they were steered (their SNs ascend).
+    let sns: Vec<u16> = deliveries(&mut out)
+        .iter()
+        .map(|p| {
+            MxTrailer::parse(p.data())
+                .ok()
+                .and_then(|t| t.sequence_number)
+                .unwrap_or(u16::MAX)
+        })
+        .collect();
+    assert!(sns.windows(2).all(|w| w[0] < w[1]), "in order: {sns:?}");
+    assert_eq!(e.counters().delayed, 4);
+    assert_eq!(e.tx_deadline(), None);
+    // Another mode: no hold.
+    assert!(e.set_steering(ClientId(7), None, SteeringMode::ActiveStandby));
+    let s = down_sdu(&mut pool, 100, 100);
+    e.from_anchor(s, 50 * MS, &mut pool, &mut out);
+    assert_eq!(now_on(&out, 1), 1);
+    assert_eq!(e.tx_deadline(), None);
+}
+
+#[test]
+fn delay_compensation_can_be_turned_off() {
+    let mut cfg = EngineConfig::new(Role::NMadp, sa(CONTROL));
+    cfg.delay_compensation = false;
+    let mut e = two_path_nmadp_with(cfg);
+    let mut pool = HeapPool::default();
+    for (p, owd) in [(PathId(1), 20 * MS), (PathId(2), 60 * MS)] {
+        e.set_path_estimates(ClientId(7), p, owd, None);
+    }
+    assert_eq!(
+        paths_used(&mut e, &mut pool, 0, 8),
+        [4, 4],
+        "nothing held back"
+    );
+    assert_eq!(e.tx_deadline(), None);
 }

@@ -1430,4 +1430,43 @@ mod tests {
             prop_assert_eq!(got, (0..choice.len() as u16).collect::<Vec<_>>());
         }
     }
+
+    #[test]
+    fn equalisation_holds_the_fast_paths_packets_to_the_slow_paths_delay() {
+        let mut b = new_buf(64, 1000 * MS);
+        let mut got = vec![];
+        let live = 0b11;
+        let fast = |hold_ns| Via {
+            path: 0,
+            live,
+            hold_ns,
+        };
+        // SN 0 over the fast path (40 ms faster): in order, yet held 40 ms.
+        let o = b.push_via(Sn16(0), 0, 0, Some(fast(40 * MS)), |s, _| got.push(s.0));
+        assert_eq!(o, PushOutcome::Buffered);
+        assert_eq!(b.next_deadline(), Some(40 * MS));
+        // SN 1 over the slow path (no hold) waits behind it.
+        let slow = Via {
+            path: 1,
+            live,
+            hold_ns: 0,
+        };
+        b.push_via(Sn16(1), 1, 10 * MS, Some(slow), |s, _| got.push(s.0));
+        assert!(got.is_empty());
+        b.poll_via(39 * MS, Some(live), |s, _| got.push(s.0));
+        assert!(got.is_empty(), "not before 40 ms");
+        b.poll_via(40 * MS, Some(live), |s, _| got.push(s.0));
+        assert_eq!(got, [0, 1]);
+        assert_eq!(b.stats().equalized, 1);
+        // A second copy of a held head is a duplicate.
+        b.push_via(Sn16(2), 2, 50 * MS, Some(fast(40 * MS)), |s, _| {
+            got.push(s.0)
+        });
+        assert_eq!(
+            b.push_via(Sn16(2), 2, 51 * MS, Some(slow), |s, _| got.push(s.0)),
+            PushOutcome::Duplicate
+        );
+        assert_eq!(b.flush(|s, _| got.push(s.0)), 1);
+        assert_eq!(got, [0, 1, 2]);
+    }
 }
