@@ -867,8 +867,10 @@ fn nmadp_rebind_follows_nat_mapping_changes_mid_transfer() {
              add rule ip mxnat post ip saddr 10.71.2.2 udp sport {port} snat to 10.71.2.1:{public}"
         )
     };
+    // Conntrack entries of the old mapping go (twice: a packet in flight during the first
+    // pass may have refreshed one).
     let forget = |tb: &Testbed| {
-        for sel in ["--orig-src", "--orig-dst"] {
+        for sel in ["--orig-src", "--orig-dst", "--orig-src", "--orig-dst"] {
             let addr = if sel == "--orig-src" {
                 "10.71.2.2"
             } else {
@@ -884,18 +886,33 @@ fn nmadp_rebind_follows_nat_mapping_changes_mid_transfer() {
     let up = UdpStream::start(&tb, "client", "server", &format!("{SERVER}:7231"));
     let down = UdpStream::start(&tb, "server", "client", &format!("{ANCHOR}:7232"));
     thread::sleep(Duration::from_millis(1500));
-    // 1: the NAT appears (public 10.71.2.1:41000), in one nft transaction.
+    // 1: the NAT appears (public 10.71.2.1:41000), in one nft transaction. As behind a real
+    // NAT, the client's private address is then reachable only through a mapping (else the
+    // N-MADP's packets to the old endpoint would open an un-NATed conntrack entry that the
+    // client's packets then match).
     let setup = format!(
         "add table ip mxnat ; \
          add chain ip mxnat pre {{ type nat hook prerouting priority -100 ; }} ; \
-         add chain ip mxnat post {{ type nat hook postrouting priority 100 ; }} ; {}",
+         add chain ip mxnat post {{ type nat hook postrouting priority 100 ; }} ; \
+         add chain ip mxnat fw {{ type filter hook forward priority 0 ; }} ; \
+         add rule ip mxnat fw ip daddr 10.71.2.2 ct status and dnat == 0 drop ; {}",
         rules(41000)
     );
     tb.run("rtr", &["nft", &setup], t);
     forget(&tb);
     let first = Instant::now();
-    thread::sleep(Duration::from_millis(1500));
-    let remote1 = lte_remote(&d);
+    let settled = |d: &Daemons, want: &str| {
+        let until = Instant::now() + Duration::from_millis(1500);
+        loop {
+            let r = lte_remote(d);
+            if r.as_deref() == Some(want) || Instant::now() > until {
+                thread::sleep(until.saturating_duration_since(Instant::now()));
+                return r;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let remote1 = settled(&d, "10.71.2.1:41000");
     // 2: the mapping changes (public port 42000).
     let change = format!(
         "flush chain ip mxnat pre ; flush chain ip mxnat post ; {}",
@@ -904,10 +921,16 @@ fn nmadp_rebind_follows_nat_mapping_changes_mid_transfer() {
     tb.run("rtr", &["nft", &change], t);
     forget(&tb);
     let second = Instant::now();
-    thread::sleep(Duration::from_millis(1500));
+    let remote2 = settled(&d, "10.71.2.1:42000");
+    if remote2.as_deref() != Some("10.71.2.1:42000") {
+        eprintln!(
+            "DEBUG conntrack:\n{}",
+            tb.run("rtr", &["conntrack", "-L"], t)
+        );
+        eprintln!("N-MADP paths: {}", d.paths("nmadp"));
+    }
     let (up_sent, up_at) = up.stop();
     let (down_sent, down_at) = down.stop();
-    let remote2 = lte_remote(&d);
     d.check_alive();
     d.stop();
     // The longest silence of a stream within a window from just before a change.

@@ -328,9 +328,17 @@ impl SlowPath {
                 self.counters.acks_rx += 1;
                 // draft-04 §5.2: the ACK may come back over another connection (R-CID); it
                 // answers the probe of the path its CID... the Probing Sequence Number is per
-                // monitor, so try the path it came over first, then every other.
+                // monitor, so try the path it came over first, then every other. An ACK of a
+                // probe that went out over another path (R-CID) measures no RTT of this one.
                 match pi {
-                    Some(i) => c.paths[i].monitor.on_probe_ack(ack_number, ev.at),
+                    Some(i) => {
+                        let p = &mut c.paths[i];
+                        if p.rcid_probes.contains(&Some(ack_number)) {
+                            p.monitor.on_probe_ack_unmeasured(ack_number, ev.at);
+                        } else {
+                            p.monitor.on_probe_ack(ack_number, ev.at);
+                        }
+                    }
                     None => self.counters.unknown_path += 1,
                 }
             }
@@ -438,10 +446,10 @@ impl SlowPath {
         let mut found = None;
         for (&id, c) in &self.clients {
             for (i, p) in c.paths.iter().enumerate() {
-                if p.cfg.id.0 == ev.pdu.cid
-                    && !p.remote_known
-                    && p.rcid_probes.contains(&Some(ack_number))
-                {
+                // A path without a remote, or a dead one whose endpoint may have moved (a NAT
+                // rebinding while it carried nothing the engine could follow).
+                let open = !p.remote_known || p.monitor.state() == PathState::Down;
+                if p.cfg.id.0 == ev.pdu.cid && open && p.rcid_probes.contains(&Some(ack_number)) {
                     if found.is_some() {
                         // Two sessions could have sent this probe: move nothing.
                         return false;
@@ -462,9 +470,9 @@ impl SlowPath {
         p.rcid_probes = [None; RCID_PROBES];
         self.counters.acks_rx += 1;
         self.counters.remotes_learnt += 1;
-        // A real round trip (down over the known path, up over this one): it counts for the
-        // path's liveness and hysteresis; later probes go over the path itself.
-        p.monitor.on_probe_ack(ack_number, ev.at);
+        // A real round trip (down over another path, up over this one): it counts for the
+        // path's liveness and hysteresis, not for its RTT; later probes go over the path itself.
+        p.monitor.on_probe_ack_unmeasured(ack_number, ev.at);
         let mut d = p.cfg;
         d.remote = Some(ev.peer);
         self.send(owner, Command::UpdateDelivery { id, d });
@@ -519,6 +527,11 @@ impl SlowPath {
                 .filter(|p| p.remote_known)
                 .max_by_key(|p| p.monitor.usable())
                 .map(|p| p.cfg.id);
+            let via_usable = c
+                .paths
+                .iter()
+                .find(|p| p.remote_known && p.monitor.usable())
+                .map(|p| p.cfg.id);
             for p in c.paths.iter_mut() {
                 for _ in 0..8 {
                     let Some(probe) = p.monitor.poll(t) else {
@@ -527,8 +540,20 @@ impl SlowPath {
                     self.counters.probes_sent += 1;
                     // draft-04 §5: CID = the connection the PDU is sent over; §5.2 R-CID = the
                     // connection the ACK is to come back over.
-                    let (over, reverse_cid) = match (p.remote_known, via) {
-                        (false, Some(v)) if v != p.cfg.id => {
+                    // A Down path's endpoint may have moved (NAT rebinding): every other probe
+                    // of it goes over a usable path with R-CID = it, so that the ACK comes back
+                    // over it from wherever it now is (learn_from_rcid_ack); the others go over
+                    // the path itself (a path that comes back at the same endpoint).
+                    let relearn = p.remote_known
+                        && p.monitor.state() == PathState::Down
+                        && probe.sequence_number % 2 == 1;
+                    let rcid_via = match (p.remote_known, relearn) {
+                        (false, _) => via,
+                        (true, true) => via_usable,
+                        (true, false) => None,
+                    };
+                    let (over, reverse_cid) = match rcid_via {
+                        Some(v) if v != p.cfg.id => {
                             p.rcid_probes[p.rcid_next % RCID_PROBES] = Some(probe.sequence_number);
                             p.rcid_next = p.rcid_next.wrapping_add(1);
                             self.counters.rcid_probes_sent += 1;

@@ -319,6 +319,17 @@ impl PathMonitor {
 
     /// A probe ACK arrived carrying Probing Acknowledgement Number `ack_number` (draft-04 §5.2).
     pub fn on_probe_ack(&mut self, ack_number: u16, now: Instant) {
+        self.ack(ack_number, now, true);
+    }
+
+    /// A probe ACK whose round trip did not use this path both ways (the REQ went over another
+    /// connection with R-CID = this one): it proves the path carries packets and counts for
+    /// its state, but gives no RTT sample of the path.
+    pub fn on_probe_ack_unmeasured(&mut self, ack_number: u16, now: Instant) {
+        self.ack(ack_number, now, false);
+    }
+
+    fn ack(&mut self, ack_number: u16, now: Instant, measured: bool) {
         self.expire(now);
         let slot = &mut self.ring[ack_number as usize % OUTSTANDING];
         if slot.sn != ack_number || slot.state == SlotState::Empty {
@@ -331,7 +342,9 @@ impl PathMonitor {
                 let rtt = now.saturating_sub(slot.sent_at);
                 self.lose_older_than(ack_number, now);
                 self.stats.acks_matched += 1;
-                self.rtt_sample(rtt);
+                if measured {
+                    self.rtt_sample(rtt);
+                }
                 self.last_alive = self.last_alive.max(now);
                 self.record(false, now);
             }
