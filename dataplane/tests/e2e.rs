@@ -896,7 +896,7 @@ fn nmadp_rebind_follows_nat_mapping_changes_mid_transfer() {
          add chain ip mxnat pre {{ type nat hook prerouting priority -100 ; }} ; \
          add chain ip mxnat post {{ type nat hook postrouting priority 100 ; }} ; \
          add chain ip mxnat fw {{ type filter hook forward priority 0 ; }} ; \
-         add rule ip mxnat fw ip daddr 10.71.2.2 ct status and dnat == 0 drop ; {}",
+         add rule ip mxnat fw ip daddr 10.71.2.2 ct status and (snat | dnat) == 0 drop ; {}",
         rules(41000)
     );
     tb.run("rtr", &["nft", &setup], t);
@@ -966,6 +966,19 @@ fn nmadp_rebind_follows_nat_mapping_changes_mid_transfer() {
             "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_rebind",
         }),
     );
+    // Per path: the LTE share of each stream (LTE_RATE of the link sum, weighted) may miss at
+    // most two probe intervals' worth around each of the two changes.
+    let lte_share = link_rate("LTE_RATE") / sum_mbit();
+    let allowed = (2.0 * 200.0 / STREAM_SPACING.as_millis() as f64 * lte_share).ceil();
+    for (what, lost) in [
+        ("uplink", i64::from(up_sent) - up_at.len() as i64),
+        ("downlink", i64::from(down_sent) - down_at.len() as i64),
+    ] {
+        assert!(
+            lost as f64 <= allowed,
+            "rebind, {what}: {lost} datagrams lost (more than {allowed}: the LTE share of 200 ms per change, twice)"
+        );
+    }
     assert_eq!(
         remote1.as_deref(),
         Some("10.71.2.1:41000"),

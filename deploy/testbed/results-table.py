@@ -37,7 +37,7 @@ def main():
             res[f.stem] = json.loads(f.read_text())
         except ValueError:
             pass
-    print("| scenario | goodput Mbit/s | % of 70 Mbit/s | disruption ms | loss % | notes | reproduce |")
+    print("| scenario | goodput Mbit/s | % of the link sum | disruption ms | loss % | notes | reproduce |")
     print("|---|---|---|---|---|---|---|")
     for key, label in ROWS:
         r = res.get(key)
@@ -48,7 +48,7 @@ def main():
             "| {} | {} | {} | {} | {} | {} | `{}` |".format(
                 label,
                 cell(r.get("goodput_mbit")),
-                cell(r.get("pct_of_70")),
+                cell(r.get("pct_of_sum", r.get("pct_of_70"))),
                 cell(r.get("disruption_ms"), "{:.0f}"),
                 cell(r.get("loss_pct"), "{:.2f}"),
                 r.get("notes", ""),

@@ -73,13 +73,22 @@ pub enum Output<B> {
 /// Default Weighted-steering weight when a delivery has weight 0 in its configuration: none;
 /// steering itself splits equally when every weight is 0.
 fn path_params(d: &DeliveryConfig, owd_ns: Option<u64>, rate_bps: Option<u64>) -> PathParams {
+    // What a PDU adds on the link: trailer, outer IP/UDP (trailer convergence; GRE adds a few
+    // bytes more) and an Ethernet header.
+    let overhead = crate::wire::mx_trailer::len_from_flags(d.trailer_tx.0)
+        + config::adaptation_overhead(d, Convergence::Trailer)
+        + ETHERNET_HEADER_LEN;
     PathParams {
         weight: d.weight,
         priority: d.priority,
         rate_bps: rate_bps.or(d.rate_bps).unwrap_or(0),
         owd_ns: owd_ns.unwrap_or(0),
+        overhead_bytes: overhead as u32,
     }
 }
+
+/// Link-layer header counted in the delay-aware queue model (rates are of Ethernet frames).
+const ETHERNET_HEADER_LEN: usize = 14;
 
 /// One delivery connection's live state.
 #[derive(Debug)]

@@ -118,6 +118,10 @@ pub struct PathParams {
     pub rate_bps: u64,
     /// One-way delay estimate in nanoseconds, for `delay-aware` mode.
     pub owd_ns: u64,
+    /// Bytes each packet carries on the link beyond the SDU (trailer, outer headers, link
+    /// header), for `delay-aware` mode's queue model: the link's rate drains frames, and a
+    /// model that counts only SDU bytes thinks a saturated link has no queue.
+    pub overhead_bytes: u32,
 }
 
 /// The path table is full ([`MAX_PATHS`] paths already configured).
@@ -556,16 +560,17 @@ impl Steering {
             if !s.usable {
                 continue;
             }
-            let d = s.delivery_delay(bytes);
+            let d = s.delivery_delay(bytes + s.params.overhead_bytes as usize);
             if !matches!(best, Some((bd, _)) if bd <= d) {
                 best = Some((d, i));
             }
         }
         match best.and_then(|(_, i)| self.slots[i].as_mut()) {
             Some(s) => {
+                let on_wire = bytes + s.params.overhead_bytes as usize;
                 s.queue = s
                     .queue
-                    .saturating_add((bytes as u128).saturating_mul(BYTE_SCALE));
+                    .saturating_add((on_wire as u128).saturating_mul(BYTE_SCALE));
                 Selection::one(s.id)
             }
             None => Selection::EMPTY,
@@ -661,6 +666,7 @@ mod tests {
             priority,
             rate_bps: 10_000_000,
             owd_ns: 10 * MS,
+            overhead_bytes: 0,
         }
     }
 
@@ -821,12 +827,14 @@ mod tests {
             priority: 0,
             rate_bps: 50_000_000,
             owd_ns: 20 * MS,
+            overhead_bytes: 0,
         };
         let slow = PathParams {
             weight: 1,
             priority: 0,
             rate_bps: 20_000_000,
             owd_ns: 60 * MS,
+            overhead_bytes: 0,
         };
         let mut s = steering(SteeringMode::DelayAware, &[(B, slow), (A, fast)]);
         // 10 Mbit/s of 1250-byte packets: one per ms.
@@ -843,12 +851,14 @@ mod tests {
             priority: 0,
             rate_bps: 50_000_000,
             owd_ns: 20 * MS,
+            overhead_bytes: 0,
         };
         let slow = PathParams {
             weight: 1,
             priority: 0,
             rate_bps: 20_000_000,
             owd_ns: 60 * MS,
+            overhead_bytes: 0,
         };
         let mut s = steering(SteeringMode::DelayAware, &[(A, fast), (B, slow)]);
         // 70 Mbit/s of 1250-byte (10 000-bit) packets for 2 s: one packet every 142 857 ns.
@@ -863,6 +873,22 @@ mod tests {
         // never far beyond it.
         let qa = s.queued_bytes(A).unwrap();
         assert!((200_000..=260_000).contains(&qa), "queue on A {qa}");
+    }
+
+    #[test]
+    fn delay_aware_queue_counts_what_the_link_carries_not_just_the_sdu() {
+        // A 30 Mbit/s path whose PDUs carry 48 bytes more than their SDUs: 1400-byte SDUs fill
+        // it at 29 Mbit/s of SDUs (1448 bytes each on the link), not at 30.
+        let a = PathParams {
+            rate_bps: 30_000_000,
+            overhead_bytes: 48,
+            ..p(1, 0)
+        };
+        let mut s = steering(SteeringMode::DelayAware, &[(A, a)]);
+        for _ in 0..10 {
+            s.select(0, 1400, 0);
+        }
+        assert_eq!(s.queued_bytes(A), Some(10 * 1448));
     }
 
     #[test]
@@ -966,7 +992,7 @@ mod tests {
             for (id, op, w, prio, hash, bytes) in ops {
                 let id = PathId(id);
                 match op {
-                    0 => { let _ = s.set_path(id, PathParams { weight: w, priority: prio, rate_bps: u64::from(w) * 1_000_000, owd_ns: u64::from(prio) * MS }); }
+                    0 => { let _ = s.set_path(id, PathParams { weight: w, priority: prio, rate_bps: u64::from(w) * 1_000_000, owd_ns: u64::from(prio) * MS, overhead_bytes: 0 }); }
                     1 => { s.set_usable(id, w % 2 == 0); }
                     2 => { s.remove_path(id); }
                     _ => {}
