@@ -116,6 +116,8 @@ pub(crate) struct FileDefaults {
     pub probe: Option<FileProbe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_compensation: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delayed: Option<i64>,
 }
 
 impl FileDefaults {
@@ -129,6 +131,7 @@ impl FileDefaults {
             && self.reassembly.is_none()
             && self.probe.is_none()
             && self.delay_compensation.is_none()
+            && self.max_delayed.is_none()
     }
 }
 

@@ -348,6 +348,9 @@ pub struct Defaults {
     /// (one-way delays from the path monitor), so that every packet sees one delay (default
     /// true; see `pipelines::engine::EngineConfig::delay_compensation`).
     pub delay_compensation: bool,
+    /// PDUs the delay-compensation line holds per worker at most, 0..=1048576 (default 65536);
+    /// past it a PDU is sent at once and counted (`delay_overflow`).
+    pub max_delayed: u32,
 }
 
 /// An anchor connection (draft-04 §4.2.1 Connection ID; §4.4 GRE key low 16 bits).

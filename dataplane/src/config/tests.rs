@@ -608,3 +608,25 @@ fn gateway_mac_is_the_next_hop_of_af_packet_ports() {
     ));
     assert!(e.contains("gateway_mac"), "{e}");
 }
+
+#[test]
+fn delay_compensation_and_its_bound_are_configurable() {
+    let c = ok(BASE);
+    assert!(c.defaults.delay_compensation);
+    assert_eq!(c.defaults.max_delayed, 65_536);
+    let t = with(
+        "[[client]]",
+        "[defaults]\ndelay_compensation = false\nmax_delayed = 100\n\n[[client]]",
+    );
+    let c = ok(&t);
+    assert!(!c.defaults.delay_compensation);
+    assert_eq!(c.defaults.max_delayed, 100);
+    let e = err(&with(
+        "[[client]]",
+        "[defaults]\nmax_delayed = 2000000\n\n[[client]]",
+    ));
+    assert!(
+        e.contains("field `defaults.max_delayed`: must be in 0..=1048576, got 2000000"),
+        "{e}"
+    );
+}

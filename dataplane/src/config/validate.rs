@@ -686,6 +686,14 @@ fn defaults(p: &mut Problems, at: &Path, d: &FileDefaults) -> Defaults {
         ),
         probe,
         delay_compensation: d.delay_compensation.unwrap_or(true),
+        max_delayed: ranged(
+            p,
+            at.key("max_delayed"),
+            d.max_delayed,
+            65_536,
+            0,
+            1_048_576,
+        ) as u32,
     }
 }
 
@@ -1401,6 +1409,7 @@ pub(crate) fn to_file(c: &Config) -> File {
             reorder: Some(file_reorder(d.reorder)),
             reassembly: Some(file_reassembly(d.reassembly)),
             delay_compensation: Some(d.delay_compensation),
+            max_delayed: Some(d.max_delayed.into()),
             probe: Some(FileProbe {
                 interval_ms: Some(d.probe.interval_ms.into()),
                 keepalive_ms: Some(d.probe.keepalive_ms.into()),

@@ -120,6 +120,7 @@ pub fn engine_config(cfg: &Config, seed: u64) -> EngineConfig {
     };
     e.reorder_timeout = mode;
     e.delay_compensation = d.delay_compensation;
+    e.max_delayed = d.max_delayed as usize;
     let max_sdu = usize::from(d.reassembly.max_sdu_bytes);
     let slots = usize::from(d.reassembly.slots).max(1);
     e.reassembly = ReassemblyConfig {
