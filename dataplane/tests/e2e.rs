@@ -370,12 +370,7 @@ fn nmadp_failover_wifi_cut_mid_transfer() {
     let (_, up_at) = up.stop();
     let (_, down_at) = down.stop();
     d.stop();
-    let udp_gap = |at: &[Instant]| {
-        at.windows(2)
-            .map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1000.0)
-            .fold(0.0f64, f64::max)
-    };
-    let (gap_up, gap_down) = (udp_gap(&up_at), udp_gap(&down_at));
+    let (gap_up, gap_down) = (longest_silence_ms(&up_at), longest_silence_ms(&down_at));
     let gap = run.longest_gap_ms(0.5);
     let tail: f64 = run
         .intervals
@@ -720,6 +715,14 @@ impl Drop for UdpStream {
     }
 }
 
+/// The longest time between two consecutive arrivals of a stream, ms (0 with fewer than two).
+fn longest_silence_ms(arrivals: &[Instant]) -> f64 {
+    arrivals
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1000.0)
+        .fold(0.0f64, f64::max)
+}
+
 /// How long after `t` the stream's first datagram arrived (ms), `None` if none did.
 fn resumed_after(arrivals: &[Instant], t: Instant) -> Option<f64> {
     arrivals
@@ -938,12 +941,12 @@ fn nmadp_rebind_follows_nat_mapping_changes_mid_transfer() {
     let gap_in = |at: &[Instant], from: Instant| {
         let from = from - Duration::from_millis(20);
         let to = from + Duration::from_millis(1400);
-        at.iter()
-            .filter(|&&a| a >= from && a <= to)
-            .collect::<Vec<_>>()
-            .windows(2)
-            .map(|w| w[1].duration_since(*w[0]).as_secs_f64() * 1000.0)
-            .fold(0.0f64, f64::max)
+        let window: Vec<Instant> = at
+            .iter()
+            .copied()
+            .filter(|&a| a >= from && a <= to)
+            .collect();
+        longest_silence_ms(&window)
     };
     let gaps = [
         ("NAT on, uplink", gap_in(&up_at, first)),

@@ -55,6 +55,17 @@ const RCID_PROBES: usize = 16;
 /// is reordering, not a restart.
 pub const PROBE_RESTART_BACKSTEP: i64 = 4;
 
+/// Whether a peer's per-connection SN (keep-alive or probe) went back by more than `backstep`
+/// from the newest seen: its sender restarted. `last` keeps the newest SN (or the restarted
+/// one); an SN a little behind (reordering within `backstep`) changes nothing.
+fn peer_sn_went_back(last: &mut Option<u16>, sn: u16, backstep: i64) -> bool {
+    let restarted = last.is_some_and(|l| Sn16(sn).distance(Sn16(l)) < -backstep);
+    if last.is_none_or(|l| restarted || Sn16(sn).is_after(Sn16(l))) {
+        *last = Some(sn);
+    }
+    restarted
+}
+
 /// A command for the slow path.
 pub(crate) enum SlowCommand {
     AddClient {
@@ -140,7 +151,7 @@ struct SpPath {
     /// N-MADP: the last keep-alive SN received on this path; C-MADP: the last probe SN of
     /// this path's monitor (the REQs with this path as R-CID, or over it without one). Restart
     /// detection.
-    last_keepalive_sn: Option<u16>,
+    last_peer_sn: Option<u16>,
     // C-MADP.
     keepalive_sn: u16,
     next_keepalive: Instant,
@@ -281,7 +292,7 @@ impl SlowPath {
                         remote_known: cfg.remote.is_some(),
                         rcid_probes: [None; RCID_PROBES],
                         rcid_next: 0,
-                        last_keepalive_sn: None,
+                        last_peer_sn: None,
                         keepalive_sn: 0,
                         // Spread the paths' keep-alives.
                         next_keepalive: t + (i as u64) * pipelines::flow::MS,
@@ -356,10 +367,7 @@ impl SlowPath {
                 // is a restarted C-MADP, whose data SNs start over too: the client's receive
                 // flows must follow it at once rather than drop its packets as stale.
                 // AMBIGUITY: draft-04 says nothing of restarts; this is our reading.
-                let restarted = p
-                    .last_keepalive_sn
-                    .is_some_and(|last| Sn16(sequence_number).distance(Sn16(last)) < 0);
-                p.last_keepalive_sn = Some(sequence_number);
+                let restarted = peer_sn_went_back(&mut p.last_peer_sn, sequence_number, 0);
                 if restarted && c.restart_is_new(ev.at) {
                     self.peer_restarted(owner, cid);
                 }
@@ -377,16 +385,11 @@ impl SlowPath {
                     .reverse_cid
                     .and_then(|r| c.paths.iter().position(|p| p.cfg.id.0 == r))
                     .unwrap_or(i);
-                let m = &mut c.paths[monitor_of];
-                let sn = req.sequence_number;
-                let restarted = m
-                    .last_keepalive_sn
-                    .is_some_and(|last| Sn16(sn).distance(Sn16(last)) < -PROBE_RESTART_BACKSTEP);
-                if m.last_keepalive_sn
-                    .is_none_or(|last| restarted || Sn16(sn).is_after(Sn16(last)))
-                {
-                    m.last_keepalive_sn = Some(sn);
-                }
+                let restarted = peer_sn_went_back(
+                    &mut c.paths[monitor_of].last_peer_sn,
+                    req.sequence_number,
+                    PROBE_RESTART_BACKSTEP,
+                );
                 if restarted && c.restart_is_new(ev.at) {
                     self.peer_restarted(owner, cid);
                 }
@@ -593,10 +596,7 @@ impl SlowPath {
                         },
                     ));
                 }
-                // The one-way propagation delay (half the smallest RTT): steering and delay
-                // compensation add the queueing themselves, and the smoothed RTT of a loaded
-                // path would count its queue twice.
-                if let Some(owd) = p.monitor.min_rtt_ns().map(|m| m / 2) {
+                if let Some(owd) = p.monitor.propagation_owd_ns() {
                     // Push when it moved by more than 10 % (steering and the adaptive reorder
                     // timeout do not need every sample).
                     let moved = p.pushed_owd.is_none_or(|o| o.abs_diff(owd) * 10 > o.max(1));
@@ -719,5 +719,31 @@ impl SlowPath {
         }
         *self.shared.paths.lock() = v;
         *self.shared.slow_counters.lock() = self.counters;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_sn_went_back;
+
+    #[test]
+    fn a_peer_sn_going_back_is_a_restart_and_reordering_within_the_step_is_not() {
+        let mut last = None;
+        // Keep-alives (step 0): counting up, then starting over at 0.
+        for sn in 0..50 {
+            assert!(!peer_sn_went_back(&mut last, sn, 0));
+        }
+        assert!(!peer_sn_went_back(&mut last, 49, 0), "the same SN again");
+        assert!(peer_sn_went_back(&mut last, 0, 0));
+        assert_eq!(last, Some(0));
+        // Wrapping forward is not going back.
+        let mut last = Some(65_535);
+        assert!(!peer_sn_went_back(&mut last, 0, 0));
+        // Probes (step 4): 3 back is reordering (the newest is kept), 5 back a restart.
+        let mut last = Some(1000);
+        assert!(!peer_sn_went_back(&mut last, 997, 4));
+        assert_eq!(last, Some(1000));
+        assert!(peer_sn_went_back(&mut last, 995, 4));
+        assert_eq!(last, Some(995));
     }
 }

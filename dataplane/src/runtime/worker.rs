@@ -427,14 +427,7 @@ impl<X: Buffers> Worker<X> {
             }
         }
         self.rx = rx;
-        if !self.mine.is_empty() {
-            self.engine
-                .from_anchor_burst(&mut self.mine, t, &mut self.pool, &mut self.out);
-            // Delay compensation may hold PDUs back: poll when the first is due.
-            if let Some(d) = self.engine.tx_deadline() {
-                self.next_poll = self.next_poll.min(d);
-            }
-        }
+        self.send_mine(t);
         n
     }
 
@@ -507,20 +500,26 @@ impl<X: Buffers> Worker<X> {
             }
         }
         self.lc.handoffs_in += total as u64;
-        if !self.mine.is_empty() {
-            self.engine
-                .from_anchor_burst(&mut self.mine, t, &mut self.pool, &mut self.out);
-            // Delay compensation may hold PDUs back: poll when the first is due.
-            if let Some(d) = self.engine.tx_deadline() {
-                self.next_poll = self.next_poll.min(d);
-            }
-        }
+        self.send_mine(t);
         if got_delivery {
             self.next_poll = self
                 .next_poll
                 .min(t.saturating_add(self.opts.poll_granularity_ns));
         }
         total
+    }
+
+    /// The anchor-side packets of clients this worker owns (`mine`) through the engine.
+    fn send_mine(&mut self, t: Instant) {
+        if self.mine.is_empty() {
+            return;
+        }
+        self.engine
+            .from_anchor_burst(&mut self.mine, t, &mut self.pool, &mut self.out);
+        // Delay compensation may hold PDUs back: poll when the first is due.
+        if let Some(d) = self.engine.tx_deadline() {
+            self.next_poll = self.next_poll.min(d);
+        }
     }
 
     fn poll(&mut self, t: Instant) {

@@ -35,7 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::buf::{BufPool, PacketBuf};
 use crate::drop::DropReason;
 use crate::flow::reassembly::{Reassembler, ReassemblyStats};
-use crate::flow::reorder::{adaptive_timeout, ReorderBuffer, ReorderStats};
+use crate::flow::reorder::{adaptive_timeout, ReorderBuffer, ReorderConfig, ReorderStats};
 use crate::flow::seqnum::{Sn16, Sn32};
 use crate::flow::steering::{PathId, PathParams, Steering, SteeringMode};
 use crate::flow::Instant;
@@ -189,6 +189,30 @@ impl Reorder {
             Reorder::Gre(r) => r.forget_path(pi),
         }
     }
+    /// A fresh buffer of the flow's SN space that waits for SN 0, where every sender starts a
+    /// flow (tx.rs), so a packet overtaking SN 0 on a faster path does not make it late.
+    fn starting_at_zero(gre: bool, config: ReorderConfig) -> Reorder {
+        let mut r = if gre {
+            Reorder::Gre(ReorderBuffer::new(config))
+        } else {
+            Reorder::Mx(ReorderBuffer::new(config))
+        };
+        r.restart();
+        r
+    }
+    /// Forget the release point and history and wait for SN 0 again (counters are kept).
+    fn restart(&mut self) {
+        match self {
+            Reorder::Mx(r) => {
+                r.reset();
+                r.set_initial(Sn16(0));
+            }
+            Reorder::Gre(r) => {
+                r.reset();
+                r.set_initial(Sn32(0));
+            }
+        }
+    }
     fn depth(&self) -> usize {
         match self {
             Reorder::Mx(r) => r.depth(),
@@ -243,10 +267,6 @@ impl Client {
     fn first_anchor(&self) -> u16 {
         self.cfg.anchors.first().map_or(0, |a| a.connection_id)
     }
-
-    fn live_paths(&self, now: Instant, fresh: u64) -> u8 {
-        live_paths(&self.paths, now, fresh)
-    }
 }
 
 /// Longest delay-compensation hold (a path this much faster than another is not worth
@@ -257,7 +277,11 @@ pub const MAX_HOLD_NS: u64 = 500 * crate::flow::MS;
 /// (or never yet): those the reorder buffers' path horizon waits for.
 fn live_paths(paths: &[Path], now: Instant, fresh: u64) -> u8 {
     let mut live = 0u8;
-    for (i, p) in paths.iter().enumerate().take(8) {
+    for (i, p) in paths
+        .iter()
+        .enumerate()
+        .take(crate::flow::reorder::MAX_MARKS)
+    {
         // A usable path that never delivered data may be about to (its first PDUs in flight):
         // it counts as live, so the horizon waits for it (`push_via`: a live path without a
         // mark suspends the rule).
@@ -1237,24 +1261,14 @@ impl<B: PacketBuf> Engine<B> {
     /// again, as a new flow does. Counters are kept; `rx_resets` counts the resets. Returns
     /// false for an unknown client.
     pub fn reset_rx_flows(&mut self, client: ClientId, out: &mut Vec<Output<B>>) -> bool {
-        let Some(&ci) = self.by_id.get(&client) else {
+        if !self.flush_client(client, out) {
+            return false;
+        }
+        let Some(c) = self.client_mut(client) else {
             return false;
         };
-        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
-            return false;
-        };
-        flush_reorder(c, &mut self.slab, &mut self.counters, out);
         for f in &mut c.rx_flows {
-            match &mut f.reorder {
-                Reorder::Mx(r) => {
-                    r.reset();
-                    r.set_initial(Sn16(0));
-                }
-                Reorder::Gre(r) => {
-                    r.reset();
-                    r.set_initial(Sn32(0));
-                }
-            }
+            f.reorder.restart();
         }
         c.counters.rx_resets += 1;
         true

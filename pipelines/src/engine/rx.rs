@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::buf::{BufPool, PacketBuf};
 use crate::drop::DropReason;
-use crate::flow::reorder::{PushOutcome, ReorderBuffer, ReorderConfig, Via};
+use crate::flow::reorder::{PushOutcome, ReorderConfig, Via};
 use crate::flow::seqnum::{FlowKey, Sn16, Sn32};
 use crate::flow::Instant;
 use crate::mx::{self, PduOptions};
@@ -604,20 +604,7 @@ impl<B: PacketBuf> Engine<B> {
                     timeout_ns: c.reorder_timeout,
                     ..base
                 };
-                // Senders start every flow at SN 0 (tx.rs): a new flow waits for it, so a
-                // packet that overtook SN 0 on a faster path does not make it late.
-                let reorder = match space {
-                    Space::Mx => {
-                        let mut r = ReorderBuffer::new(rc);
-                        r.set_initial(Sn16(0));
-                        Reorder::Mx(r)
-                    }
-                    Space::Gre => {
-                        let mut r = ReorderBuffer::new(rc);
-                        r.set_initial(Sn32(0));
-                        Reorder::Gre(r)
-                    }
-                };
+                let reorder = Reorder::starting_at_zero(space == Space::Gre, rc);
                 c.rx_flows.push(RxFlow { cid, tc, reorder });
                 c.rx_flows.len() - 1
             }
@@ -625,7 +612,7 @@ impl<B: PacketBuf> Engine<B> {
         let fresh = c.rx_flows[fi].reorder.effective_timeout();
         let via = Some(Via {
             path: pi,
-            live: c.live_paths(now, fresh),
+            live: super::live_paths(&c.paths, now, fresh),
             hold_ns: c.paths.get(pi).map_or(0, |p| p.hold_ns),
         });
         let super::Client {

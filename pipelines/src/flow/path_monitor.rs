@@ -290,6 +290,13 @@ impl PathMonitor {
         self.srtt.map(|s| s / 2)
     }
 
+    /// One-way propagation delay estimate: half the smallest RTT (same symmetry assumption).
+    /// What steering and delay compensation use: they model the queueing themselves, and the
+    /// smoothed RTT of a loaded path would count its queue twice.
+    pub fn propagation_owd_ns(&self) -> Option<u64> {
+        self.min_rtt.map(|m| m / 2)
+    }
+
     /// Fraction of the last `loss_window` probe outcomes that were losses (0 with no outcome).
     pub fn loss(&self) -> f64 {
         if self.history_len == 0 {
@@ -914,6 +921,7 @@ mod tests {
         assert_eq!(m.min_rtt_ns(), Some(100 * MS));
         assert_eq!(m.latest_rtt_ns(), Some(100 * MS));
         assert_eq!(m.owd_estimate_ns(), Some(55_468_750));
+        assert_eq!(m.propagation_owd_ns(), Some(50 * MS));
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub const DEFAULT_RESYNC_AFTER: u32 = 16;
 
 /// Number of delivery connections a buffer keeps a per-path mark for (path indices at or above
 /// it are still reordered, but take no part in the path horizon).
-pub const MAX_MARKS: usize = 8;
+/// (The live-path set is a `u8` bit mask: one bit per mark.)
+pub const MAX_MARKS: usize = u8::BITS as usize;
 
 /// Where a packet came from, for [`ReorderBuffer::push_via`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,8 +209,6 @@ pub struct ReorderBuffer<T, S: SeqSpace> {
     /// Bit `i`: path `i` is live for the client (it carries data and is usable), from the last
     /// `push_via`/`poll_via`.
     live: u8,
-    /// Observed reordering delay (see [`ReorderStats::skew_ns`]).
-    skew_ns: u64,
     /// When the last timeout skipped a gap (to measure how late a late packet was).
     last_timeout_at: Instant,
     /// Consecutive packets from beyond the history (restart detection).
@@ -240,7 +239,6 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             path_horizon: config.path_horizon,
             marks: [None; MAX_MARKS],
             live: 0,
-            skew_ns: 0,
             last_timeout_at: 0,
             behind_run: 0,
             recheck: false,
@@ -267,7 +265,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     /// queueing delay of a loaded path); the observed one is what the paths actually do to
     /// this flow, queueing included.
     pub fn effective_timeout(&self) -> u64 {
-        let observed = self.skew_ns.saturating_mul(2).min(MAX_TIMEOUT_NS);
+        let observed = self.stats.skew_ns.saturating_mul(2).min(MAX_TIMEOUT_NS);
         self.timeout_ns.max(observed)
     }
 
@@ -281,12 +279,12 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     fn observe_skew(&mut self, sample: u64) {
         // Rises at once, decays slowly (1/64 of the difference per sample): the estimate stays
         // near the largest recent delays, which is what a timeout must cover.
-        if sample >= self.skew_ns {
-            self.skew_ns = sample;
+        let skew = &mut self.stats.skew_ns;
+        if sample >= *skew {
+            *skew = sample;
         } else {
-            self.skew_ns -= (self.skew_ns - sample) / 64;
+            *skew -= (*skew - sample) / 64;
         }
-        self.stats.skew_ns = self.skew_ns;
         self.stats.timeout_ns = self.effective_timeout();
     }
 
@@ -575,7 +573,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
     /// longer waits for it, from the next [`ReorderBuffer::poll_via`] (whose
     /// [`ReorderBuffer::next_deadline`] is then due at once).
     pub fn forget_path(&mut self, path: usize) {
-        if path < 8 {
+        if path < MAX_MARKS {
             self.live &= !(1u8 << path);
         }
         if let Some(m) = self.marks.get_mut(path) {

@@ -1003,7 +1003,7 @@ impl TwoPathSim {
                 p.n_usable = usable;
                 self.nmadp.set_path_usable(self.client, id, usable);
             }
-            if let Some(owd) = p.monitor.min_rtt_ns().map(|m| m / 2) {
+            if let Some(owd) = p.monitor.propagation_owd_ns() {
                 self.nmadp.set_path_estimates(self.client, id, owd, None);
                 // AMBIGUITY: the C-MADP cannot measure (only the N-MADP probes, draft-04
                 // §5.2); the harness mirrors the N-MADP's estimate, as an NCM would signal it.
