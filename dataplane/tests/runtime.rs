@@ -672,10 +672,10 @@ fn a_keepalive_from_a_strangers_endpoint_moves_nothing() {
     .unwrap();
     td.tx_burst(&mut pool, &mut vec![ka]);
     wait_until("unknown peer counted", || {
-        h.slow_path_counters().unknown_peer >= 1
+        h.slow_path_counters().supervision.unknown_peer >= 1
     });
     assert_eq!(
-        h.slow_path_counters().last_unknown_peer,
+        h.slow_path_counters().supervision.last_unknown_peer,
         Some("192.0.2.99:5555".parse().unwrap())
     );
     h.refresh();
@@ -781,7 +781,7 @@ fn s5_2_an_unknown_path_endpoint_is_learnt_from_the_rcid_probe_ack() {
         &mut vec![probe_ack("192.0.2.99:5555", 1, sn.wrapping_add(777))],
     );
     wait_until("stranger counted", || {
-        h.slow_path_counters().unknown_peer >= 1
+        h.slow_path_counters().supervision.unknown_peer >= 1
     });
     h.refresh();
     assert_eq!(h.path_remote("alice", 1), None, "a wrong SN learns nothing");
@@ -791,7 +791,7 @@ fn s5_2_an_unknown_path_endpoint_is_learnt_from_the_rcid_probe_ack() {
         h.refresh();
         h.path_remote("alice", 1) == Some("203.0.113.7:41234".parse().unwrap())
     });
-    assert_eq!(h.slow_path_counters().remotes_learnt, 1);
+    assert_eq!(h.slow_path_counters().supervision.remotes_learnt, 1);
     assert_eq!(
         h.path_remote("alice", 0),
         Some("198.51.100.2:40000".parse().unwrap())

@@ -6,6 +6,9 @@
 //! * [`mx`]: MX PDU transforms (add and strip the MX trailer with the §4.2.1 IP-header rules).
 //! * [`flow`]: the convergence engine (sequencing, reordering, fragmentation, concatenation,
 //!   steering, path monitoring).
+//! * [`supervisor`]: path supervision (probes, keep-alives, liveness, R-CID endpoint learning,
+//!   restart detection): the slow path the runtime ships and the simulator drives.
+//! * [`sim`]: the deterministic two-engine simulator.
 //!
 //! Nothing here does I/O, reads a clock or draws unseeded randomness.
 #![forbid(unsafe_code)]
@@ -20,6 +23,7 @@ pub mod wire;
 pub use buf::{HeapBuf, PacketBuf};
 pub use drop::DropReason;
 pub mod sim;
+pub mod supervisor;
 
 /// Which way a PDU travels. Some formats need it: a type-1 MX control PDU is a probe REQ
 /// downlink and a probe ACK uplink (draft-04 §5.2, `WIRE.md`).

@@ -4,10 +4,11 @@
 //!
 //! Traffic sources (downlink and uplink, several flows, constant bit rate, fixed or variable
 //! sizes) put a flow id and a counter in each SDU's payload; a sink per side checks per-flow
-//! order, duplicates, loss and transport checksums. A minimal slow path probes every path from
-//! the N-MADP ([`PathMonitor`] fed by probe REQ/ACK through [`Engine::build_control`] and
-//! [`Output::Control`]) and pushes usability and delay estimates into both engines; the
-//! C-MADP considers a path usable while active-phase probe REQs keep arriving on it.
+//! order, duplicates, loss and transport checksums. Each engine has the slow path the runtime
+//! ships, a [`Supervisor`] (probes from the N-MADP, keep-alives and probe ACKs from the C-MADP,
+//! liveness, restart detection), fed the engines' [`Output::Control`] and per-path receive
+//! times; its actions are applied to the engines and its control PDUs built with
+//! [`Engine::build_control`] and sent over the links.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -17,15 +18,15 @@ use crate::engine::{
     DeliveryConfig, Engine, EngineConfig, EngineCounters, Output, PathCounters, ReorderTimeout,
     Role, TcRule,
 };
-use crate::flow::path_monitor::{PathMonitor, PathMonitorConfig};
+use crate::flow::path_monitor::PathMonitorConfig;
 use crate::flow::reassembly::ReassemblyConfig;
 use crate::flow::reorder::ReorderConfig;
 use crate::flow::steering::{PathId, SteeringMode};
 use crate::flow::{Instant, MS};
+use crate::supervisor::{Action, ControlInput, Supervisor, SupervisorConfig, SupervisorCounters};
 use crate::wire::checksum;
 use crate::wire::ip::IpPacket;
 use crate::wire::ipv4::{self, PROTOCOL_TCP, PROTOCOL_UDP};
-use crate::wire::mx_control::{ControlMessage, ControlPdu, ProbeReq};
 use crate::wire::mx_trailer::TrailerFields;
 use crate::wire::{ipv6, udp};
 
@@ -102,6 +103,9 @@ pub enum Event {
         path: usize,
         usable: bool,
     },
+    /// One side (`nmadp`: the N-MADP, else the C-MADP) is killed and started again: a new
+    /// engine and slow path, with their sequence numbers from the start and nothing buffered.
+    Restart { at: Instant, nmadp: bool },
 }
 
 impl Event {
@@ -110,7 +114,8 @@ impl Event {
             Event::Link { at, .. }
             | Event::LinkConfig { at, .. }
             | Event::Steering { at, .. }
-            | Event::PathUsable { at, .. } => *at,
+            | Event::PathUsable { at, .. }
+            | Event::Restart { at, .. } => *at,
         }
     }
 }
@@ -152,9 +157,11 @@ pub struct SimConfig {
     /// most `burst` (so concatenation can pack them).
     pub tick_ns: u64,
     pub burst: usize,
-    /// The C-MADP drops a path from steering when no active-phase probe REQ arrived for this
-    /// long.
+    /// The C-MADP drops a path from steering when it showed no sign of life (probe REQ or
+    /// data) for this long while another path did (the supervisor's `silence_ns`).
     pub cmadp_detection_ns: u64,
+    /// The C-MADP's keep-alive period per path (draft-04 §5.1).
+    pub keepalive_ns: u64,
     /// Whether the slow path runs; without it every path is usable all the time.
     pub slow_path: bool,
     pub seed: u64,
@@ -230,6 +237,7 @@ impl SimConfig {
             tick_ns: 0,
             burst: 32,
             cmadp_detection_ns: 200 * MS,
+            keepalive_ns: 100 * MS,
             slow_path: true,
             seed: 1,
         }
@@ -365,6 +373,9 @@ pub struct SimReport {
     /// Highest reorder depth and reassembly bytes seen in either engine.
     pub max_reorder_depth: usize,
     pub max_reassembly_bytes: usize,
+    /// The slow paths' counters (of the engines running at the end).
+    pub n_supervision: SupervisorCounters,
+    pub c_supervision: SupervisorCounters,
 }
 
 impl SimReport {
@@ -457,10 +468,6 @@ struct SimPath {
     spec: PathSpec,
     down: EmulatedLink<HeapBuf>,
     up: EmulatedLink<HeapBuf>,
-    monitor: PathMonitor,
-    n_usable: bool,
-    c_usable: bool,
-    c_last_req: Option<(Instant, bool)>,
 }
 
 /// The harness. Fields are public so tests can inject packets and inspect the engines.
@@ -472,6 +479,12 @@ pub struct TwoPathSim {
     pub nmadp: Engine<HeapBuf>,
     pub cmadp: Engine<HeapBuf>,
     pub client: ClientId,
+    /// The slow paths (used when `cfg.slow_path`).
+    pub n_sup: Supervisor,
+    pub c_sup: Supervisor,
+    actions: Vec<Action>,
+    /// Restarts of the (N-MADP, C-MADP) so far.
+    pub restarts: (u32, u32),
     paths: Vec<SimPath>,
     sources: Vec<Source>,
     events: Vec<Event>,
@@ -544,25 +557,9 @@ impl TwoPathSim {
     /// Builds both engines and links. Panics on an invalid scenario configuration (a test bug).
     pub fn new(cfg: SimConfig) -> Self {
         let addr = Addresses::new(cfg.ipv6);
-        let engine_cfg = |role| EngineConfig {
-            role,
-            control: addr.control,
-            reorder: cfg.reorder,
-            reorder_timeout: cfg.reorder_timeout,
-            reassembly: cfg.reassembly,
-            max_rx_flows_per_client: 16,
-            seed: cfg.seed,
-            ..EngineConfig::new(role, addr.control)
-        };
-        let mut nmadp = Engine::new(engine_cfg(Role::NMadp));
-        let mut cmadp = Engine::new(engine_cfg(Role::CMadp));
         let client = ClientId(7);
-        nmadp
-            .add_client(client_config(&cfg, &addr, Role::NMadp))
-            .expect("valid N-MADP client");
-        cmadp
-            .add_client(client_config(&cfg, &addr, Role::CMadp))
-            .expect("valid C-MADP client");
+        let (mut nmadp, n_sup) = Self::node(&cfg, &addr, Role::NMadp, 0);
+        let (mut cmadp, c_sup) = Self::node(&cfg, &addr, Role::CMadp, 0);
         let paths = cfg
             .paths
             .iter()
@@ -570,10 +567,6 @@ impl TwoPathSim {
                 spec: *p,
                 down: EmulatedLink::with_capacity(p.down, 4096),
                 up: EmulatedLink::with_capacity(p.up, 4096),
-                monitor: PathMonitor::new(cfg.monitor),
-                n_usable: false,
-                c_usable: false,
-                c_last_req: None,
             })
             .collect();
         if !cfg.slow_path {
@@ -626,6 +619,10 @@ impl TwoPathSim {
             nmadp,
             cmadp,
             client,
+            n_sup,
+            c_sup,
+            actions: Vec::new(),
+            restarts: (0, 0),
             paths,
             sources,
             events,
@@ -637,6 +634,38 @@ impl TwoPathSim {
             max_reasm: 0,
             cfg,
         }
+    }
+
+    /// One side as it starts at `now`: its engine with the client, and its slow path.
+    fn node(
+        cfg: &SimConfig,
+        addr: &Addresses,
+        role: Role,
+        now: Instant,
+    ) -> (Engine<HeapBuf>, Supervisor) {
+        let mut engine = Engine::new(EngineConfig {
+            role,
+            control: addr.control,
+            reorder: cfg.reorder,
+            reorder_timeout: cfg.reorder_timeout,
+            reassembly: cfg.reassembly,
+            max_rx_flows_per_client: 16,
+            seed: cfg.seed,
+            ..EngineConfig::new(role, addr.control)
+        });
+        let client = client_config(cfg, addr, role);
+        let mut sup = Supervisor::new(SupervisorConfig {
+            silence_ns: match role {
+                Role::CMadp => cfg.cmadp_detection_ns,
+                Role::NMadp => 0,
+            },
+            ..SupervisorConfig::new(role, cfg.monitor, cfg.keepalive_ns)
+        });
+        if cfg.slow_path {
+            sup.add_client(client.id, &client.deliveries, now);
+        }
+        engine.add_client(client).expect("valid client");
+        (engine, sup)
     }
 
     /// Builds the SDU of packet `counter` of a flow: IP + UDP/TCP with valid checksums, payload
@@ -740,15 +769,9 @@ impl TwoPathSim {
             .paths
             .iter()
             .flat_map(|p| [p.down.next_arrival(), p.up.next_arrival()]);
-        let monitors = self
-            .paths
-            .iter()
-            .map(|p| self.cfg.slow_path.then(|| p.monitor.next_deadline()));
-        let cdet = self.paths.iter().map(|p| {
-            p.c_last_req
-                .filter(|_| self.cfg.slow_path && p.c_usable)
-                .map(|(t, _)| t + self.cfg.cmadp_detection_ns + 1)
-        });
+        let supervisors = [self.n_sup.next_deadline(), self.c_sup.next_deadline()]
+            .into_iter()
+            .map(|d| d.filter(|_| self.cfg.slow_path));
         next_event(
             [
                 src,
@@ -758,8 +781,7 @@ impl TwoPathSim {
             ]
             .into_iter()
             .chain(links)
-            .chain(monitors)
-            .chain(cdet),
+            .chain(supervisors),
         )
     }
 
@@ -802,6 +824,29 @@ impl TwoPathSim {
                     if let Some(p) = self.paths.get(path) {
                         self.nmadp.set_path_usable(self.client, p.spec.id, usable);
                         self.cmadp.set_path_usable(self.client, p.spec.id, usable);
+                    }
+                }
+                Event::Restart { nmadp, .. } => {
+                    let role = if nmadp { Role::NMadp } else { Role::CMadp };
+                    let (engine, sup) = Self::node(&self.cfg, &self.addr, role, now);
+                    if nmadp {
+                        self.restarts.0 += 1;
+                        self.nmadp = engine;
+                        self.n_sup = sup;
+                    } else {
+                        self.restarts.1 += 1;
+                        self.cmadp = engine;
+                        self.c_sup = sup;
+                    }
+                    if !self.cfg.slow_path {
+                        for p in &self.cfg.paths {
+                            let e = if nmadp {
+                                &mut self.nmadp
+                            } else {
+                                &mut self.cmadp
+                            };
+                            e.set_path_usable(self.client, p.id, true);
+                        }
                     }
                 }
             }
@@ -912,7 +957,21 @@ impl TwoPathSim {
                     let dir = if from_n { FlowDir::Up } else { FlowDir::Down };
                     self.sink(dir, pkt, now);
                 }
-                Output::Control { path, pdu, .. } => self.on_control(from_n, path, pdu, now),
+                Output::Control {
+                    client,
+                    path,
+                    peer,
+                    pdu,
+                } => self.on_control(
+                    from_n,
+                    ControlInput {
+                        at: now,
+                        client,
+                        path,
+                        peer,
+                        pdu,
+                    },
+                ),
             }
         }
         self.out = out;
@@ -940,83 +999,97 @@ impl TwoPathSim {
         }
     }
 
-    fn on_control(&mut self, at_n: bool, path: Option<PathId>, pdu: ControlPdu, now: Instant) {
-        let Some(path) = path else { return };
-        let Some(i) = self.paths.iter().position(|p| p.spec.id == path) else {
+    fn on_control(&mut self, at_n: bool, ev: ControlInput) {
+        if !self.cfg.slow_path {
             return;
-        };
-        match (at_n, pdu.message) {
-            (true, ControlMessage::ProbeAck { ack_number }) => {
-                self.paths[i].monitor.on_probe_ack(ack_number, now);
-            }
-            (true, ControlMessage::KeepAlive { .. }) => self.paths[i].monitor.on_keepalive(now),
-            (false, ControlMessage::ProbeReq(req)) => {
-                self.paths[i].c_last_req = Some((now, req.active_phase));
-                if req.ack_requested {
-                    let ack = ControlPdu {
-                        cid: path.0,
-                        message: ControlMessage::ProbeAck {
-                            ack_number: req.sequence_number,
-                        },
+        }
+        let mut actions = core::mem::take(&mut self.actions);
+        if at_n {
+            self.n_sup.on_control(&ev, &mut actions);
+        } else {
+            self.c_sup.on_control(&ev, &mut actions);
+        }
+        self.apply_actions(at_n, &mut actions, ev.at);
+        self.actions = actions;
+    }
+
+    /// Applies one supervisor's actions (`at_n`: the N-MADP's) to its engine.
+    fn apply_actions(&mut self, at_n: bool, actions: &mut Vec<Action>, now: Instant) {
+        for a in actions.drain(..) {
+            let engine = if at_n {
+                &mut self.nmadp
+            } else {
+                &mut self.cmadp
+            };
+            match a {
+                Action::SendControl { client, path, pdu } => {
+                    let Some(b) = engine.build_control(client, path, &pdu, &mut self.pool) else {
+                        continue;
                     };
-                    if let Some(b) =
-                        self.cmadp
-                            .build_control(self.client, path, &ack, &mut self.pool)
-                    {
-                        self.paths[i].up.send(b, now);
+                    match self.paths.iter_mut().find(|p| p.spec.id == path) {
+                        Some(p) if at_n => {
+                            p.down.send(b, now);
+                        }
+                        Some(p) => {
+                            p.up.send(b, now);
+                        }
+                        None => self.pool.free(b),
                     }
                 }
+                Action::SetUsable {
+                    client,
+                    path,
+                    usable,
+                } => {
+                    engine.set_path_usable(client, path, usable);
+                }
+                Action::SetEstimates {
+                    client,
+                    path,
+                    owd_ns,
+                } => {
+                    engine.set_path_estimates(client, path, owd_ns, None);
+                    if at_n {
+                        // AMBIGUITY: the C-MADP cannot measure (only the N-MADP probes,
+                        // draft-04 §5.2); the harness mirrors the N-MADP's estimate, as an NCM
+                        // would signal it.
+                        self.cmadp.set_path_estimates(client, path, owd_ns, None);
+                    }
+                }
+                Action::UpdateDelivery { client, d } | Action::RemoteLearnt { client, d } => {
+                    let _ = engine.update_delivery(client, d);
+                }
+                Action::ResetRxFlows { client } => {
+                    let mut out = core::mem::take(&mut self.out);
+                    engine.reset_rx_flows(client, &mut out);
+                    self.out = out;
+                    self.route(at_n, now);
+                }
             }
-            _ => {}
         }
     }
 
     fn slow_path(&mut self, now: Instant) {
         for i in 0..self.paths.len() {
             let id = self.paths[i].spec.id;
-            if let Some(last) = self.nmadp.path_last_rx(self.client, id) {
-                if last > 0 {
-                    self.paths[i].monitor.on_data(last);
-                }
-            }
-            while let Some(probe) = self.paths[i].monitor.poll(now) {
-                let req = ControlPdu {
-                    cid: id.0,
-                    message: ControlMessage::ProbeReq(ProbeReq {
-                        sequence_number: probe.sequence_number,
-                        ack_requested: probe.ack_requested,
-                        active_phase: probe.active_phase,
-                        reverse_cid: probe.reverse_cid,
-                        padding_len: probe.padding_len,
-                    }),
+            for at_n in [true, false] {
+                let (engine, sup) = if at_n {
+                    (&self.nmadp, &mut self.n_sup)
+                } else {
+                    (&self.cmadp, &mut self.c_sup)
                 };
-                if let Some(b) = self
-                    .nmadp
-                    .build_control(self.client, id, &req, &mut self.pool)
-                {
-                    self.paths[i].down.send(b, now);
+                if let Some(last) = engine.path_last_rx(self.client, id).filter(|&l| l > 0) {
+                    let remote = engine.path_remote(self.client, id).is_some();
+                    sup.on_data(self.client, id, last, remote);
                 }
-            }
-            let p = &mut self.paths[i];
-            let usable = p.monitor.usable();
-            if usable != p.n_usable {
-                p.n_usable = usable;
-                self.nmadp.set_path_usable(self.client, id, usable);
-            }
-            if let Some(owd) = p.monitor.propagation_owd_ns() {
-                self.nmadp.set_path_estimates(self.client, id, owd, None);
-                // AMBIGUITY: the C-MADP cannot measure (only the N-MADP probes, draft-04
-                // §5.2); the harness mirrors the N-MADP's estimate, as an NCM would signal it.
-                self.cmadp.set_path_estimates(self.client, id, owd, None);
-            }
-            let c_usable = p
-                .c_last_req
-                .is_some_and(|(t, active)| active && now <= t + self.cfg.cmadp_detection_ns);
-            if c_usable != p.c_usable {
-                p.c_usable = c_usable;
-                self.cmadp.set_path_usable(self.client, id, c_usable);
             }
         }
+        let mut actions = core::mem::take(&mut self.actions);
+        self.n_sup.poll(now, &mut actions);
+        self.apply_actions(true, &mut actions, now);
+        self.c_sup.poll(now, &mut actions);
+        self.apply_actions(false, &mut actions, now);
+        self.actions = actions;
     }
 
     /// The report so far.
@@ -1055,6 +1128,8 @@ impl TwoPathSim {
             end_ns: self.clock.now(),
             max_reorder_depth: self.max_depth,
             max_reassembly_bytes: self.max_reasm,
+            n_supervision: *self.n_sup.counters(),
+            c_supervision: *self.c_sup.counters(),
         }
     }
 }
