@@ -65,7 +65,8 @@ fn mptcp_baseline_aggregates_wifi_and_lte() {
     let (lte_after, _) = tb.emu_delivered("lte");
     let lte_mbyte = (lte_after - lte_before) as f64 / 1e6;
     println!(
-        "MPTCP (2 subflows): {:.1} Mbit/s ({}% of {sum}); LTE carried {lte_mbyte:.1} MB uplink",
+        "MPTCP ({} subflows): {:.1} Mbit/s ({}% of {sum}); LTE carried {lte_mbyte:.1} MB uplink",
+        if nr_rate() > 0.0 { 3 } else { 2 },
         mp.mbit,
         pct(mp.mbit)
     );
@@ -287,7 +288,7 @@ fn nmadp_tcp_aggregation_weighted_and_delay_aware() {
         wifi.mbit
     );
     let sum = sum_mbit();
-    let fastest = link_rate("WIFI_RATE").max(link_rate("LTE_RATE"));
+    let fastest = fastest_mbit();
     let mut results = Vec::new();
     for (i, (mode, key)) in [
         ("weighted", "nmadp_weighted"),

@@ -420,7 +420,7 @@ fn tcp_aggregation_weighted(variant: Variant, port: u16) {
     }
     let secs = f64::from(IPERF_SECS + IPERF_OMIT);
     let sum = sum_mbit();
-    let fastest = link_rate("WIFI_RATE").max(link_rate("LTE_RATE"));
+    let fastest = fastest_mbit();
     let lte_mbit = (lte_after - lte_before) as f64 * 8.0 / 1e6 / secs;
     let wifi_mbit = (wifi_after - wifi_before) as f64 * 8.0 / 1e6 / secs;
     println!(

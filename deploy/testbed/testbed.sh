@@ -5,6 +5,7 @@
 #   client                 emu (bridges only)                 rtr                nmadp             server
 #   wifi 10.71.1.2 --veth-- c-wifi ==mx-linkemu== r-wifi --veth-- wifi 10.71.1.1
 #   lte  10.71.2.2 --veth-- c-lte  ==mx-linkemu== r-lte  --veth-- lte  10.71.2.1
+#   nr   10.71.4.2 --veth-- c-nr   ==mx-linkemu== r-nr   --veth-- nr   10.71.4.1   (NR_RATE set)
 #                                                                  core 10.71.0.1 --veth-- dlv 10.71.0.2
 #                                                                                          anc 10.71.3.1 --veth-- anc 10.71.3.2
 #   (C-MADP TUN mx0 10.71.9.2 = the client's anchor address, nmadp mode)
@@ -33,6 +34,8 @@
 # Environment: LINKEMU (path of mx-linkemu; default: target/{release,debug}/mx-linkemu),
 #   WIFI_RATE=50 WIFI_DELAY=20 LTE_RATE=20 LTE_DELAY=60 (Mbit/s, one-way ms), QUEUE_MS=50
 #   (tail-drop queue of each emulated link, in ms at its rate), WIFI_LOSS=0 LTE_LOSS=0, SEED=1.
+#   NR_RATE (unset: two links) adds a third access link "nr" (5G) of that rate, with NR_DELAY
+#   (default 10) and NR_LOSS=0; its MPTCP endpoint is a third subflow.
 # Namespaces: tb-SUFFIX-{client,emu,rtr,nmadp,server}; run directory /run/mxtb-SUFFIX.
 
 set -euo pipefail
@@ -58,11 +61,14 @@ RUN=/run/mxtb-$NAME
 
 WIFI_RATE=${WIFI_RATE:-50} WIFI_DELAY=${WIFI_DELAY:-20} WIFI_LOSS=${WIFI_LOSS:-0}
 LTE_RATE=${LTE_RATE:-20} LTE_DELAY=${LTE_DELAY:-60} LTE_LOSS=${LTE_LOSS:-0}
+NR_RATE=${NR_RATE:-} NR_DELAY=${NR_DELAY:-10} NR_LOSS=${NR_LOSS:-0}
 QUEUE_MS=${QUEUE_MS:-50} SEED=${SEED:-1}
+case "$NR_RATE" in "" | 0) LINKS="wifi lte" ;; *) LINKS="wifi lte nr" ;; esac
 
 # Fixed MAC addresses (locally administered).
 MAC_C_WIFI=02:71:01:00:00:02 MAC_R_WIFI=02:71:01:00:00:01
 MAC_C_LTE=02:71:02:00:00:02 MAC_R_LTE=02:71:02:00:00:01
+MAC_C_NR=02:71:04:00:00:02 MAC_R_NR=02:71:04:00:00:01
 MAC_R_CORE=02:71:00:00:00:01 MAC_N_DLV=02:71:00:00:00:02
 MAC_N_ANC=02:71:03:00:00:01 MAC_S_ANC=02:71:03:00:00:02
 
@@ -142,7 +148,7 @@ EOF
 }
 
 down() {
-    for n in wifi lte; do
+    for n in wifi lte nr; do
         local f=$RUN/$n.pid
         [ -f "$f" ] || continue
         local pid
@@ -184,6 +190,17 @@ up() {
     veth "$NS_E" r-wifi - "$NS_R" wifi "$MAC_R_WIFI"
     veth "$NS_C" lte "$MAC_C_LTE" "$NS_E" c-lte -
     veth "$NS_E" r-lte - "$NS_R" lte "$MAC_R_LTE"
+    if [ "$LINKS" != "wifi lte" ]; then
+        veth "$NS_C" nr "$MAC_C_NR" "$NS_E" c-nr -
+        veth "$NS_E" r-nr - "$NS_R" nr "$MAC_R_NR"
+        ip -n "$NS_C" addr add 10.71.4.2/24 dev nr
+        neigh "$NS_C" 10.71.4.1 "$MAC_R_NR" nr
+        ip -n "$NS_C" route add 10.71.0.0/24 via 10.71.4.1 dev nr metric 30
+        ip -n "$NS_C" route add default via 10.71.4.1 dev nr table 103
+        ip -n "$NS_C" rule add from 10.71.4.2 table 103 pref 103
+        ip -n "$NS_R" addr add 10.71.4.1/24 dev nr
+        neigh "$NS_R" 10.71.4.2 "$MAC_C_NR" nr
+    fi
     veth "$NS_R" core "$MAC_R_CORE" "$NS_N" dlv "$MAC_N_DLV"
     veth "$NS_N" anc "$MAC_N_ANC" "$NS_S" anc "$MAC_S_ANC"
 
@@ -227,14 +244,18 @@ up() {
         neigh "$NS_N" 10.71.3.2 "$MAC_S_ANC" anc
         ip -n "$NS_N" route add 10.71.1.0/24 via 10.71.0.1 dev dlv
         ip -n "$NS_N" route add 10.71.2.0/24 via 10.71.0.1 dev dlv
+        ip -n "$NS_N" route add 10.71.4.0/24 via 10.71.0.1 dev dlv
         # The client reaches the server over Wi-Fi by default.
         ip -n "$NS_C" route add default via 10.71.1.1 dev wifi
         # Kernel MPTCP: a second subflow from the LTE address; both ends accept 2 subflows.
         nsx "$NS_C" sysctl -qw net.mptcp.enabled=1
         nsx "$NS_S" sysctl -qw net.mptcp.enabled=1
-        ip -n "$NS_C" mptcp limits set subflow 2 add_addr_accepted 2
-        ip -n "$NS_S" mptcp limits set subflow 2 add_addr_accepted 2
+        ip -n "$NS_C" mptcp limits set subflow 3 add_addr_accepted 3
+        ip -n "$NS_S" mptcp limits set subflow 3 add_addr_accepted 3
         ip -n "$NS_C" mptcp endpoint add 10.71.2.2 dev lte subflow
+        if [ "$LINKS" != "wifi lte" ]; then
+            ip -n "$NS_C" mptcp endpoint add 10.71.4.2 dev nr subflow
+        fi
     else
         # The N-MADP owns dlv and anc (AF_PACKET): no address, no forwarding, no ARP.
         nsx "$NS_N" sysctl -qw net.ipv4.ip_forward=0
@@ -245,10 +266,12 @@ up() {
 
     start_emu wifi c-wifi r-wifi "$WIFI_RATE" "$WIFI_DELAY" "$WIFI_LOSS" "$SEED"
     start_emu lte c-lte r-lte "$LTE_RATE" "$LTE_DELAY" "$LTE_LOSS" "$((SEED + 1))"
-    wait_sock "$RUN/wifi.sock"
-    wait_sock "$RUN/lte.sock"
+    if [ "$LINKS" != "wifi lte" ]; then
+        start_emu nr c-nr r-nr "$NR_RATE" "$NR_DELAY" "$NR_LOSS" "$((SEED + 2))"
+    fi
+    for n in $LINKS; do wait_sock "$RUN/$n.sock"; done
     trap - EXIT INT TERM
-    echo "testbed $NAME up ($MODE): namespaces $ALL_NS; control $RUN/{wifi,lte}.sock"
+    echo "testbed $NAME up ($MODE): namespaces $ALL_NS; links $LINKS; control $RUN/<link>.sock"
 }
 
 status() {
@@ -260,7 +283,7 @@ status() {
             echo "== $ns: absent"
         fi
     done
-    for n in wifi lte; do
+    for n in wifi lte nr; do
         if [ -S "$RUN/$n.sock" ]; then
             echo "== emulator $n: $(ctl_line "$RUN/$n.sock" stats)"
         fi
@@ -272,7 +295,7 @@ case "$CMD" in
     down) down ;;
     status) status ;;
     ctl)
-        link=${1:?wifi|lte}; line=${2:?control line}
+        link=${1:?wifi|lte|nr}; line=${2:?control line}
         ctl_line "$RUN/$link.sock" "$line" ;;
     exec)
         which=${1:?namespace}; shift

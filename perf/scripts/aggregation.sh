@@ -10,10 +10,11 @@
 # Environment:
 #   RUNS       runs per scenario (default 5)
 #   SCENARIOS  any of: a (Wi-Fi 50 Mbit/s 20 ms + LTE 20 Mbit/s 60 ms), b (two 30 Mbit/s links,
-#              10 ms and 40 ms); default "a b"
+#              10 ms and 40 ms), c (a plus 5G 100 Mbit/s 10 ms: three links); default "a b c"
 #   TESTS      "agg" (default: the MPTCP baseline and the N-MADP TCP aggregation tests) or "all"
 #              (every e2e test: a pass/fail count of the whole suite per run)
 #   OUT        results folder (default perf/results)
+#   BUILD      release (default: the daemons as shipped) or debug (as `cargo test` runs them)
 #
 # ACHIEVABLE: the sum of the link rates times the TCP payload share of a full-size frame on the
 # emulated link (mx-linkemu counts Ethernet frames):
@@ -25,19 +26,22 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 RUNS=${RUNS:-5}
-SCENARIOS=${SCENARIOS:-a b}
+SCENARIOS=${SCENARIOS:-a b c}
 TESTS=${TESTS:-agg}
 OUT=${OUT:-$ROOT/perf/results}
+BUILD=${BUILD:-release}
+case "$BUILD" in release) PROFILE_ARGS=(--release) ;; debug) PROFILE_ARGS=() ;; *) echo "BUILD=release|debug" >&2; exit 2 ;; esac
 mkdir -p "$OUT"
 LOG="$OUT/aggregation-runs.jsonl"
 : > "$LOG"
 
-cargo test -q -p dataplane --test e2e --no-run >/dev/null 2>&1 || { echo "build failed" >&2; exit 1; }
+cargo test -q "${PROFILE_ARGS[@]}" -p dataplane --test e2e --no-run >/dev/null 2>&1 || { echo "build failed" >&2; exit 1; }
 
 scenario_env() {
     case "$1" in
         a) echo "WIFI_RATE=50 WIFI_DELAY=20 LTE_RATE=20 LTE_DELAY=60" ;;
         b) echo "WIFI_RATE=30 WIFI_DELAY=10 LTE_RATE=30 LTE_DELAY=40" ;;
+        c) echo "WIFI_RATE=50 WIFI_DELAY=20 LTE_RATE=20 LTE_DELAY=60 NR_RATE=100 NR_DELAY=10" ;;
         *) echo "unknown scenario $1" >&2; return 1 ;;
     esac
 }
@@ -49,7 +53,7 @@ for sc in $SCENARIOS; do
         [ "$TESTS" = agg ] && filter=(mptcp_baseline nmadp_tcp_aggregation)
         t0=$SECONDS
         # shellcheck disable=SC2086
-        out=$(env $envs cargo test -q -p dataplane --test e2e -- --nocapture --test-threads=1 "${filter[@]}" 2>&1)
+        out=$(env $envs cargo test -q "${PROFILE_ARGS[@]}" -p dataplane --test e2e -- --nocapture --test-threads=1 "${filter[@]}" 2>&1)
         rc=$?
         summary=$(printf '%s\n' "$out" | grep -E '^test result:' | tail -1)
         # A failed run keeps its whole output.
@@ -70,10 +74,10 @@ for line in sys.stdin:
     done
 done
 
-python3 - "$LOG" "$OUT" "$SCENARIOS" "$RUNS" <<'PY'
+python3 - "$LOG" "$OUT" "$SCENARIOS" "$RUNS" "$BUILD" <<'PY'
 import json, statistics, sys, datetime
-log, out, scenarios, runs = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
-rates = {"a": (50, 20), "b": (30, 30)}
+log, out, scenarios, runs, build = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4], sys.argv[5]
+rates = {"a": (50, 20), "b": (30, 30), "c": (50, 20, 100)}
 TUN, MPTCP = 1348 / 1448, 1428 / 1514
 rows = [json.loads(l) for l in open(log) if l.strip()]
 def series(sc, scen, key="goodput_mbit"):
@@ -88,7 +92,7 @@ for sc in scenarios:
         ("N-MADP weighted, uplink", "nmadp_weighted", "uplink_mbit", TUN),
         ("N-MADP delay-aware, downlink", "nmadp_delay_aware", "goodput_mbit", TUN),
         ("N-MADP delay-aware, uplink", "nmadp_delay_aware", "uplink_mbit", TUN),
-        ("kernel MPTCP, 2 subflows (uplink)", "mptcp", "goodput_mbit", MPTCP),
+        (f"kernel MPTCP, {len(rates[sc])} subflows (uplink)", "mptcp", "goodput_mbit", MPTCP),
     ]:
         v = series(sc, scen, key)
         if not v:
@@ -96,11 +100,11 @@ for sc in scenarios:
         ach = total * factor
         s = [100 * x / ach for x in v]
         f = lambda xs: f"{min(xs):.1f} / {statistics.median(xs):.1f} / {max(xs):.1f}"
-        lines.append(f"| ({sc}) {rates[sc][0]}+{rates[sc][1]} Mbit/s | {label} | {len(v)} | {f(v)} | {f(s)} % of {ach:.1f} |")
+        lines.append(f"| ({sc}) {'+'.join(map(str, rates[sc]))} Mbit/s | {label} | {len(v)} | {f(v)} | {f(s)} % of {ach:.1f} |")
         summary[f"{sc}:{scen}:{key}"] = {"runs": v, "share_pct": [round(x, 1) for x in s]}
 md = "\n".join(lines)
 print(md)
 open(f"{out}/aggregation.md", "w").write(md + "\n")
-json.dump({"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "summary": summary},
+json.dump({"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "build": build, "summary": summary},
           open(f"{out}/aggregation.json", "w"), indent=1)
 PY

@@ -4,8 +4,10 @@
 # links' counters (queue drops) and both daemons' `clients show` (counters, drops). This is how
 # the weighted-TCP collapse was diagnosed (perf/RESULTS.md, "Why weighted TCP collapsed").
 #
-#   perf/scripts/tcp-timeline.sh NAME [STEERING] [SECONDS] [R|up]    (root; debug build)
+#   perf/scripts/tcp-timeline.sh NAME [STEERING] [SECONDS] [R|up]    (root; debug build;
+#   BIN=target/release for the release build)
 #   COMPENSATION=off perf/scripts/tcp-timeline.sh c1 weighted 8 R   # delay compensation off
+#   NR_RATE=100 NR_DELAY=10 perf/scripts/tcp-timeline.sh c3 weighted    # three links (testbed.sh)
 #
 # Output in target/tcp-timeline/NAME/; prints iperf3's intervals, the goodput and the
 # retransmits, and the last BBR min_rtt.
@@ -20,13 +22,23 @@ B=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug}
 TB=$ROOT/deploy/testbed/testbed.sh
 OUT=${CARGO_TARGET_DIR:-$ROOT/target}/tcp-timeline/$NAME
 rm -rf "$OUT"; mkdir -p "$OUT"
-cargo build -q -p dataplane --bins || exit 1
+case "$B" in
+    */release) cargo build -q --release -p dataplane --bins || exit 1 ;;
+    *) cargo build -q -p dataplane --bins || exit 1 ;;
+esac
 LINKEMU=$B/mx-linkemu bash "$TB" up --name "$NAME" --mode nmadp >"$OUT/up.log" 2>&1 || { cat "$OUT/up.log"; exit 1; }
 trap 'kill $CP $NP 2>/dev/null; wait 2>/dev/null; bash "$TB" down --name "$NAME" >/dev/null 2>&1' EXIT
 RUN=/run/mxtb-$NAME
+LINKS="wifi lte"
+nr=()
+if [ -n "${NR_RATE:-}" ] && [ "${NR_RATE:-0}" != 0 ]; then
+    LINKS="wifi lte nr"
+    nr=(-e 's/^#@NR@ //' -e "s#@NR_RATE@#$NR_RATE#g")
+fi
+NLINKS=$(echo $LINKS | wc -w)
 for f in nmadp cmadp; do
     sed -e "s#@RUN@#$RUN#g" -e "s#@STEERING@#$STEER#g" \
-        -e "s#@WIFI_RATE@#${WIFI_RATE:-50}#g" -e "s#@LTE_RATE@#${LTE_RATE:-20}#g" \
+        -e "s#@WIFI_RATE@#${WIFI_RATE:-50}#g" -e "s#@LTE_RATE@#${LTE_RATE:-20}#g" "${nr[@]}" \
         "$ROOT/deploy/testbed/$f.toml" >"$RUN/$f.toml"
 done
 if [ "${COMPENSATION:-on}" = off ]; then
@@ -41,7 +53,7 @@ ip netns exec "tb-$NAME-client" ip addr add 10.71.9.2/32 dev mx0
 ip netns exec "tb-$NAME-client" ip route add 10.71.3.0/24 dev mx0 src 10.71.9.2
 for _ in $(seq 30); do
     a=$("$B/nmadpctl" --socket "$RUN/nmadp-admin.sock" --json paths 2>/dev/null | grep -o '"state":"active"' | wc -l)
-    [ "$a" -ge 2 ] && break
+    [ "$a" -ge "$NLINKS" ] && break
     ip netns exec "tb-$NAME-client" ping -c1 -W1 10.71.3.2 >/dev/null 2>&1
     sleep 0.3
 done
@@ -56,9 +68,12 @@ for i in $(seq $((SECS * 2))); do
     { echo "T $i"; "$B/nmadpctl" --socket "$RUN/cmadp-admin.sock" --json clients show client 2>/dev/null; } >>"$OUT/cmadp-clients.txt"
     { echo "T $i"; "$B/nmadpctl" --socket "$RUN/nmadp-admin.sock" --json clients show client 2>/dev/null; } >>"$OUT/nmadp-clients.txt"
     { echo "T $i"; ip netns exec "tb-$NAME-server" ss -tin 2>/dev/null | grep -A1 5999; } >>"$OUT/ss-server.txt"
-    { echo "T $i"; for l in wifi lte; do echo "$l $(bash "$TB" ctl --name "$NAME" $l stats 2>/dev/null)"; done; } >>"$OUT/emu.txt"
+    { echo "T $i"; for l in $LINKS; do echo "$l $(bash "$TB" ctl --name "$NAME" $l stats 2>/dev/null)"; done; } >>"$OUT/emu.txt"
 done
 wait $IP
+for d in nmadp cmadp; do
+    "$B/nmadpctl" --socket "$RUN/$d-admin.sock" counters >"$OUT/$d-counters.txt" 2>&1
+done
 python3 - "$OUT" <<'PY'
 import json, re, sys
 out = sys.argv[1]

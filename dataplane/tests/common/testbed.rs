@@ -39,19 +39,43 @@ pub fn link_rate(var: &str) -> f64 {
         .unwrap_or(default)
 }
 
-/// A configuration template of `deploy/testbed/` filled in: run directory, steering mode and
-/// the emulated links' rates.
-pub fn fill_template(text: &str, run: &str, steering: &str) -> String {
-    let rate = |v: &str| format!("{}", link_rate(v).round().max(1.0) as u64);
-    text.replace("@RUN@", run)
-        .replace("@STEERING@", steering)
-        .replace("@WIFI_RATE@", &rate("WIFI_RATE"))
-        .replace("@LTE_RATE@", &rate("LTE_RATE"))
+/// Rate of the third access link ("nr", 5G), Mbit/s: `NR_RATE`, 0 (no such link) when unset,
+/// as `testbed.sh` reads it.
+pub fn nr_rate() -> f64 {
+    std::env::var("NR_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r: &f64| r > 0.0)
+        .unwrap_or(0.0)
 }
 
-/// Sum of the two access link rates, Mbit/s.
+/// A configuration template of `deploy/testbed/` filled in: run directory, steering mode and
+/// the emulated links' rates; with a third link (`NR_RATE`), its delivery (the lines marked
+/// `#@NR@ `) is uncommented.
+pub fn fill_template(text: &str, run: &str, steering: &str) -> String {
+    let rate = |r: f64| format!("{}", r.round().max(1.0) as u64);
+    let text = if nr_rate() > 0.0 {
+        text.replace("#@NR@ ", "")
+    } else {
+        text.to_string()
+    };
+    text.replace("@RUN@", run)
+        .replace("@STEERING@", steering)
+        .replace("@WIFI_RATE@", &rate(link_rate("WIFI_RATE")))
+        .replace("@LTE_RATE@", &rate(link_rate("LTE_RATE")))
+        .replace("@NR_RATE@", &rate(nr_rate()))
+}
+
+/// Sum of the access link rates, Mbit/s.
 pub fn sum_mbit() -> f64 {
-    link_rate("WIFI_RATE") + link_rate("LTE_RATE")
+    link_rate("WIFI_RATE") + link_rate("LTE_RATE") + nr_rate()
+}
+
+/// The fastest access link's rate, Mbit/s.
+pub fn fastest_mbit() -> f64 {
+    link_rate("WIFI_RATE")
+        .max(link_rate("LTE_RATE"))
+        .max(nr_rate())
 }
 
 /// The share of an emulated link's rate that TCP payload can use through the tunnel: a full
