@@ -41,7 +41,7 @@
 //! `probe_restart_backstep` is a restarted N-MADP. Either way the peer's data SNs start over, and
 //! [`Action::ResetRxFlows`] tells the engine to follow at once rather than drop them as stale.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use crate::engine::{ClientId, DeliveryConfig, Role};
@@ -189,6 +189,23 @@ pub fn peer_sn_went_back(last: &mut Option<u16>, sn: u16, backstep: u16) -> bool
     restarted
 }
 
+/// Forgets that probe `key` was sent for path `v` (one entry: the same SN may be in a path's
+/// ring once only, as probe SNs of one monitor count up).
+fn unindex_rcid(
+    index: &mut HashMap<(u8, u16), Vec<(ClientId, usize)>>,
+    key: (u8, u16),
+    v: (ClientId, usize),
+) {
+    if let Some(list) = index.get_mut(&key) {
+        if let Some(at) = list.iter().position(|e| *e == v) {
+            list.swap_remove(at);
+        }
+        if list.is_empty() {
+            index.remove(&key);
+        }
+    }
+}
+
 /// The peer of `c` restarted at `at`: its receive flows start over, once per restart (every
 /// path reports the same one).
 fn note_restart(
@@ -280,6 +297,10 @@ struct SupClient {
 pub struct Supervisor {
     cfg: SupervisorConfig,
     clients: BTreeMap<ClientId, SupClient>,
+    /// (CID, probe SN) of every probe sent with R-CID -> the (client, path index) it was sent
+    /// for: a probe ACK from an unknown endpoint is matched in O(1), not by a scan of every
+    /// client (such ACKs come from anyone).
+    rcid_index: HashMap<(u8, u16), Vec<(ClientId, usize)>>,
     counters: SupervisorCounters,
 }
 
@@ -288,6 +309,7 @@ impl Supervisor {
         Supervisor {
             cfg,
             clients: BTreeMap::new(),
+            rcid_index: HashMap::new(),
             counters: SupervisorCounters::default(),
         }
     }
@@ -331,6 +353,7 @@ impl Supervisor {
                 keepalives_rx: 0,
             })
             .collect();
+        self.remove_client(id);
         self.clients.insert(
             id,
             SupClient {
@@ -341,7 +364,15 @@ impl Supervisor {
     }
 
     pub fn remove_client(&mut self, id: ClientId) -> bool {
-        self.clients.remove(&id).is_some()
+        let Some(c) = self.clients.remove(&id) else {
+            return false;
+        };
+        for (i, p) in c.paths.iter().enumerate() {
+            for sn in p.rcid_probes.iter().flatten() {
+                unindex_rcid(&mut self.rcid_index, (p.cfg.id.0, *sn), (id, i));
+            }
+        }
+        true
     }
 
     /// Every supervised path, by client.
@@ -473,17 +504,22 @@ impl Supervisor {
             return false;
         }
         let mut found = None;
-        for (&id, c) in &self.clients {
-            for (i, p) in c.paths.iter().enumerate() {
-                // A path without a remote, or a dead one whose endpoint may have moved.
-                let open = !p.remote_known || p.monitor.state() == PathState::Down;
-                if p.cfg.id.0 == ev.pdu.cid && open && p.rcid_probes.contains(&Some(ack_number)) {
-                    if found.is_some() {
-                        // Two sessions could have sent this probe: move nothing.
-                        return false;
-                    }
-                    found = Some((id, i));
+        let candidates = self
+            .rcid_index
+            .get(&(ev.pdu.cid, ack_number))
+            .map_or(&[][..], |v| v.as_slice());
+        for &(id, i) in candidates {
+            let Some(p) = self.clients.get(&id).and_then(|c| c.paths.get(i)) else {
+                continue;
+            };
+            // A path without a remote, or a dead one whose endpoint may have moved.
+            let open = !p.remote_known || p.monitor.state() == PathState::Down;
+            if open {
+                if found.is_some() {
+                    // Two sessions could have sent this probe: move nothing.
+                    return false;
                 }
+                found = Some((id, i));
             }
         }
         let Some((id, i)) = found else {
@@ -493,6 +529,9 @@ impl Supervisor {
             return false;
         };
         p.remote_known = true;
+        for sn in p.rcid_probes.iter().flatten() {
+            unindex_rcid(&mut self.rcid_index, (p.cfg.id.0, *sn), (id, i));
+        }
         p.rcid_probes = [None; RCID_PROBES];
         self.counters.acks_rx += 1;
         self.counters.remotes_learnt += 1;
@@ -563,6 +602,7 @@ impl Supervisor {
 
     fn nmadp_timers(&mut self, t: Instant, out: &mut Vec<Action>) {
         let pct = self.cfg.estimate_change_pct;
+        let rcid_index = &mut self.rcid_index;
         for (&id, c) in self.clients.iter_mut() {
             // A path with a known remote to carry the probes of paths without one (R-CID),
             // preferring one in use.
@@ -577,7 +617,7 @@ impl Supervisor {
                 .iter()
                 .find(|p| p.remote_known && p.monitor.usable())
                 .map(|p| p.cfg.id);
-            for p in c.paths.iter_mut() {
+            for (pi, p) in c.paths.iter_mut().enumerate() {
                 for _ in 0..PROBES_PER_POLL {
                     let Some(probe) = p.monitor.poll(t) else {
                         break;
@@ -597,7 +637,15 @@ impl Supervisor {
                     };
                     let (over, reverse_cid) = match rcid_via {
                         Some(v) if v != p.cfg.id => {
-                            p.rcid_probes[p.rcid_next % RCID_PROBES] = Some(probe.sequence_number);
+                            let slot = &mut p.rcid_probes[p.rcid_next % RCID_PROBES];
+                            if let Some(old) = slot.take() {
+                                unindex_rcid(rcid_index, (p.cfg.id.0, old), (id, pi));
+                            }
+                            *slot = Some(probe.sequence_number);
+                            rcid_index
+                                .entry((p.cfg.id.0, probe.sequence_number))
+                                .or_default()
+                                .push((id, pi));
                             p.rcid_next = p.rcid_next.wrapping_add(1);
                             self.counters.rcid_probes_sent += 1;
                             (v, Some(p.cfg.id.0))
@@ -888,6 +936,20 @@ mod tests {
             ref other => panic!("{other:?}"),
         }
         assert_eq!(s.counters().remotes_learnt, 1);
+        assert!(
+            s.rcid_index.is_empty(),
+            "the learnt path's probes are forgotten"
+        );
+        // Probes sent with R-CID for a client that goes away are forgotten with it.
+        s.add_client(
+            ClientId(9),
+            &[delivery(1, Some(known)), delivery(3, None)],
+            0,
+        );
+        s.poll(100 * MS, &mut out);
+        assert!(!s.rcid_index.is_empty());
+        assert!(s.remove_client(ClientId(9)));
+        assert!(s.rcid_index.is_empty());
     }
 
     #[test]

@@ -5,13 +5,10 @@
 //! and adds its local latency histogram into the slot's histogram. Readers lock a slot for the
 //! time of a clone; a worker never waits on a reader for longer than that.
 
-use std::net::SocketAddr;
-
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use pipelines::engine::{ClientCounters, ClientId, EngineCounters, PathCounters};
+use pipelines::engine::{ClientId, EngineCounters};
 use pipelines::flow::reassembly::ReassemblyStats;
-use pipelines::flow::steering::PathId;
 use pipelines::flow::Instant;
 
 use super::directory::DirStats;
@@ -27,22 +24,11 @@ pub struct PortSnapshot {
 }
 
 /// One path of a client as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathSnapshot {
-    pub id: PathId,
-    pub counters: PathCounters,
-    /// Peer endpoint in use (configured, learnt or rebound).
-    pub remote: Option<SocketAddr>,
-}
+pub type PathSnapshot = pipelines::engine::PathStats;
 
-/// One client as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientSnapshot {
-    pub id: ClientId,
-    pub counters: ClientCounters,
-    pub paths: Vec<PathSnapshot>,
-    pub reorder_timeout_ns: u64,
-}
+/// One client as its owner sees it (`Engine::client_stats_into`, which reuses the vectors of
+/// the previous snapshot).
+pub type ClientSnapshot = pipelines::engine::ClientStats;
 
 /// Counters of the worker loop itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

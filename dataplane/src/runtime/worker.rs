@@ -34,11 +34,9 @@ use pipelines::PacketBuf;
 use super::clock::now;
 use super::directory::{DirKey, Directory};
 use super::pool::{Buffers, WorkerBufPool};
-use super::stats::{
-    latency_histogram, ClientSnapshot, LoopCounters, PathSnapshot, PortSnapshot, WorkerSnapshot,
-};
+use super::stats::{latency_histogram, LoopCounters, PortSnapshot, WorkerSnapshot};
 use super::{Handoffs, Shared};
-use crate::ports::{BufPool, Port, BURST};
+use crate::ports::{BufPool, Port, PortStats, BURST};
 
 /// A packet moving between workers.
 pub(crate) enum Moved<B> {
@@ -178,6 +176,9 @@ pub(crate) struct Worker<X: Buffers> {
     dtx: Vec<Vec<X::Buf>>,
     lc: LoopCounters,
     hist: Histogram<u64>,
+    /// The storage of the snapshot published before the last one, refilled in place by the
+    /// next publish (no allocation per client every 100 ms).
+    spare: WorkerSnapshot,
     next_poll: Instant,
     next_publish: Instant,
     /// Something was pushed to another worker's ring in this shutdown round.
@@ -217,6 +218,7 @@ impl<X: Buffers> Worker<X> {
             dtx: (0..n).map(|_| Vec::with_capacity(BURST * 4)).collect(),
             lc: LoopCounters::default(),
             hist: latency_histogram(),
+            spare: WorkerSnapshot::default(),
             next_poll: u64::MAX,
             next_publish: 0,
             pushed: false,
@@ -608,57 +610,46 @@ impl<X: Buffers> Worker<X> {
     }
 
     fn publish(&mut self, t: Instant, stopped: bool) {
-        let mut ports = Vec::with_capacity(1 + self.delivery.len());
-        if let Some(p) = &self.anchor {
-            ports.push(PortSnapshot {
-                name: p.name().to_string(),
-                side: "anchor",
-                stats: p.stats(),
-            });
+        // Refill the spare snapshot in place, then swap it with the published one under the
+        // lock: the vectors (ports, clients, each client's paths) are reused.
+        let snap = &mut self.spare;
+        let ports = self
+            .anchor
+            .iter()
+            .map(|p| (p, "anchor"))
+            .chain(self.delivery.iter().map(|p| (p, "delivery")));
+        let mut n = 0;
+        for (p, side) in ports {
+            if n == snap.ports.len() {
+                snap.ports.push(PortSnapshot {
+                    name: String::new(),
+                    side,
+                    stats: PortStats::default(),
+                });
+            }
+            let s = &mut snap.ports[n];
+            if s.name != p.name() {
+                s.name.clear();
+                s.name.push_str(p.name());
+            }
+            s.side = side;
+            s.stats = p.stats();
+            n += 1;
         }
-        for p in &self.delivery {
-            ports.push(PortSnapshot {
-                name: p.name().to_string(),
-                side: "delivery",
-                stats: p.stats(),
-            });
-        }
-        let clients = self
-            .engine
-            .client_ids()
-            .into_iter()
-            .map(|id| ClientSnapshot {
-                id,
-                counters: self.engine.client_counters(id).unwrap_or_default(),
-                paths: self
-                    .engine
-                    .path_ids(id)
-                    .into_iter()
-                    .map(|p| PathSnapshot {
-                        id: p,
-                        counters: self.engine.path_counters(id, p).unwrap_or_default(),
-                        remote: self.engine.path_remote(id, p),
-                    })
-                    .collect(),
-                reorder_timeout_ns: self.engine.reorder_timeout(id).unwrap_or(0),
-            })
-            .collect();
-        let snap = WorkerSnapshot {
-            worker: self.id as u16,
-            at: t,
-            ports,
-            loop_counters: self.lc,
-            engine: self.engine.counters().clone(),
-            clients,
-            reorder_depth: self.engine.reorder_depth(),
-            reassembly: *self.engine.reassembly_stats(),
-            reassembly_bytes: self.engine.reassembly_bytes(),
-            directory: self.dir.stats,
-            pool_cached: self.pool.cached(),
-            stopped,
-        };
+        snap.ports.truncate(n);
+        self.engine.client_stats_into(&mut snap.clients);
+        snap.worker = self.id as u16;
+        snap.at = t;
+        snap.loop_counters = self.lc;
+        snap.engine.clone_from(self.engine.counters());
+        snap.reorder_depth = self.engine.reorder_depth();
+        snap.reassembly = *self.engine.reassembly_stats();
+        snap.reassembly_bytes = self.engine.reassembly_bytes();
+        snap.directory = self.dir.stats;
+        snap.pool_cached = self.pool.cached();
+        snap.stopped = stopped;
         let slot = &self.shared.stats[self.id];
-        *slot.snapshot.lock() = snap;
+        core::mem::swap(&mut *slot.snapshot.lock(), &mut self.spare);
         if !self.hist.is_empty() {
             let _ = slot.latency.lock().add(&self.hist);
             self.hist.reset();

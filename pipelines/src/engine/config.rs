@@ -22,7 +22,7 @@ pub enum Role {
 }
 
 /// A client (C-MADP) as the engine knows it. An index chosen by the runtime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub u32);
 
 /// How the reorder timeout is chosen.

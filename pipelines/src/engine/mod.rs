@@ -269,6 +269,37 @@ impl Client {
     }
 }
 
+/// One client's statistics ([`Engine::client_stats_into`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    pub id: ClientId,
+    pub counters: ClientCounters,
+    pub paths: Vec<PathStats>,
+    pub reorder_timeout_ns: u64,
+}
+
+/// One path's statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathStats {
+    pub id: PathId,
+    pub counters: PathCounters,
+    /// Peer endpoint in use (configured, learnt or rebound).
+    pub remote: Option<SocketAddr>,
+}
+
+/// Where the indexes file a path (`Engine::index_path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathKey {
+    /// UDP tunnel: (local, remote once known).
+    Udp(SocketAddr, Option<SocketAddr>),
+    /// Client NAT: the client's access address.
+    Nat(Option<IpAddr>),
+    /// GRE over IP: (local IP, peer IP).
+    IpPair(IpAddr, Option<IpAddr>),
+    /// Pass-through: found by the anchor address only.
+    None,
+}
+
 /// Longest delay-compensation hold (a path this much faster than another is not worth
 /// equalising: the PDUs would pile up).
 pub const MAX_HOLD_NS: u64 = 500 * crate::flow::MS;
@@ -352,8 +383,13 @@ pub struct Engine<B: PacketBuf> {
     by_nat: HashMap<IpAddr, (usize, usize)>,
     /// GRE over IP: (local IP, remote IP) -> (client slot, path index).
     by_ip_pair: HashMap<(IpAddr, IpAddr), (usize, usize)>,
-    /// Local UDP endpoints of every path (to tell an unknown peer from a stray packet).
-    udp_locals: std::collections::HashSet<SocketAddr, ahash::RandomState>,
+    /// Local UDP endpoints of every UDP-tunnel path, with the number of paths using each (to
+    /// tell an unknown peer from a stray packet).
+    udp_locals: HashMap<SocketAddr, u32>,
+    /// UDP tunnel remote endpoint -> (client slot, path index), for MX control PDUs, which
+    /// arrive at the control address (draft-04 §5) rather than the path's local endpoint. The
+    /// first path indexed with an endpoint owns it.
+    by_remote: HashMap<SocketAddr, (usize, usize)>,
     reasm: Reassembler,
     slab: Slab<B>,
     counters: EngineCounters,
@@ -422,7 +458,8 @@ impl<B: PacketBuf> Engine<B> {
             by_udp: HashMap::default(),
             by_nat: HashMap::default(),
             by_ip_pair: HashMap::default(),
-            udp_locals: std::collections::HashSet::default(),
+            udp_locals: HashMap::default(),
+            by_remote: HashMap::default(),
             slab: Slab {
                 items: Vec::new(),
                 free: Vec::new(),
@@ -576,19 +613,23 @@ impl<B: PacketBuf> Engine<B> {
             let id = self.clients[other].as_ref().map_or(cfg.id, |c| c.cfg.id);
             return Err(ConfigError::DuplicateAnchorAddress(id));
         }
-        let slot = self.free_slots.pop().unwrap_or(self.clients.len());
         for d in &cfg.deliveries {
             if self.endpoint_taken(d, cfg.convergence, None) {
                 return Err(ConfigError::DuplicateEndpoint(d.id));
             }
         }
+        // Only now that nothing can fail is a slot taken.
+        let slot = self.free_slots.pop().unwrap_or(self.clients.len());
         let paths: Vec<Path> = cfg
             .deliveries
             .iter()
             .map(|d| Path::new(*d, cfg.convergence))
             .collect();
-        let mut tcs = Vec::new();
-        for id in config::tc_ids(&cfg) {
+        // Exact capacities: a Vec grown by push reserves room for 4, which for the ~690-byte
+        // per-class steering state was most of a client's memory.
+        let tc_ids = config::tc_ids(&cfg);
+        let mut tcs = Vec::with_capacity(tc_ids.len());
+        for id in tc_ids {
             let rule_mode = cfg
                 .traffic_classes
                 .iter()
@@ -605,7 +646,7 @@ impl<B: PacketBuf> Engine<B> {
                 own_mode: rule_mode.is_some(),
             });
         }
-        let mut tx_seq = Vec::new();
+        let mut tx_seq = Vec::with_capacity(cfg.anchors.len() * tcs.len());
         for a in &cfg.anchors {
             for t in &tcs {
                 tx_seq.push((a.connection_id, t.id, 0u32));
@@ -631,18 +672,8 @@ impl<B: PacketBuf> Engine<B> {
         } else {
             self.clients[slot] = Some(client);
         }
-        for pi in 0..self.clients[slot].as_ref().map_or(0, |c| c.paths.len()) {
-            self.index_path(slot, pi);
-        }
-        // Only this client's endpoints are new: adding N clients stays O(N), not O(N²)
-        // (rebuild_locals scans every client).
-        if let Some(c) = self.clients[slot].as_ref() {
-            for p in &c.paths {
-                if matches!(p.cfg.adaptation, Adaptation::UdpTunnel { .. }) {
-                    self.udp_locals.insert(p.cfg.local);
-                }
-            }
-        }
+        // O(paths): only this client's keys are new.
+        self.index_client(slot);
         Ok(())
     }
 
@@ -668,62 +699,93 @@ impl<B: PacketBuf> Engine<B> {
         }
     }
 
+    /// The key `index_path` files path `pi` of client `ci` under (from its current state).
+    fn path_key(&self, ci: usize, pi: usize) -> Option<PathKey> {
+        let c = self.clients.get(ci)?.as_ref()?;
+        let p = c.paths.get(pi)?;
+        Some(match (c.cfg.convergence, p.cfg.adaptation) {
+            (_, Adaptation::UdpTunnel { .. }) => PathKey::Udp(p.cfg.local, p.remote),
+            (Convergence::Trailer, Adaptation::ClientNat) => PathKey::Nat(p.cfg.client_addr),
+            (Convergence::Gre, _) => PathKey::IpPair(
+                p.cfg.local.ip(),
+                p.remote.map(|r| r.ip()).or(p.cfg.client_addr),
+            ),
+            (Convergence::Trailer, Adaptation::PassThrough) => PathKey::None,
+        })
+    }
+
+    /// Files path `pi` of client `ci` in the indexes: O(1).
     fn index_path(&mut self, ci: usize, pi: usize) {
-        let Some(c) = self.clients.get(ci).and_then(|c| c.as_ref()) else {
-            return;
-        };
-        let Some(p) = c.paths.get(pi) else { return };
-        match (c.cfg.convergence, p.cfg.adaptation) {
-            (_, Adaptation::UdpTunnel { .. }) => {
-                if let Some(r) = p.remote {
-                    self.by_udp.insert((p.cfg.local, r), (ci, pi));
+        let v = (ci, pi);
+        match self.path_key(ci, pi) {
+            Some(PathKey::Udp(local, remote)) => {
+                *self.udp_locals.entry(local).or_insert(0) += 1;
+                if let Some(r) = remote {
+                    self.by_udp.insert((local, r), v);
+                    self.by_remote.entry(r).or_insert(v);
                 }
             }
-            (Convergence::Trailer, Adaptation::ClientNat) => {
-                if let Some(a) = p.cfg.client_addr {
-                    self.by_nat.insert(a, (ci, pi));
+            Some(PathKey::Nat(Some(a))) => {
+                self.by_nat.insert(a, v);
+            }
+            Some(PathKey::IpPair(local, Some(r))) => {
+                self.by_ip_pair.insert((local, r), v);
+            }
+            _ => {}
+        }
+    }
+
+    /// Removes what `index_path` filed for path `pi` of client `ci` (call before the path's
+    /// endpoints change): O(1). A key another path owns now is left alone.
+    fn unindex_path(&mut self, ci: usize, pi: usize) {
+        let v = (ci, pi);
+        fn remove_if<K: core::hash::Hash + Eq>(
+            m: &mut HashMap<K, (usize, usize)>,
+            k: &K,
+            v: (usize, usize),
+        ) {
+            if m.get(k) == Some(&v) {
+                m.remove(k);
+            }
+        }
+        match self.path_key(ci, pi) {
+            Some(PathKey::Udp(local, remote)) => {
+                if let Some(n) = self.udp_locals.get_mut(&local) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.udp_locals.remove(&local);
+                    }
+                }
+                if let Some(r) = remote {
+                    remove_if(&mut self.by_udp, &(local, r), v);
+                    remove_if(&mut self.by_remote, &r, v);
                 }
             }
-            (Convergence::Gre, _) => {
-                let peer = p.remote.map(|r| r.ip()).or(p.cfg.client_addr);
-                if let Some(r) = peer {
-                    self.by_ip_pair.insert((p.cfg.local.ip(), r), (ci, pi));
-                }
+            Some(PathKey::Nat(Some(a))) => remove_if(&mut self.by_nat, &a, v),
+            Some(PathKey::IpPair(local, Some(r))) => {
+                remove_if(&mut self.by_ip_pair, &(local, r), v)
             }
-            (Convergence::Trailer, Adaptation::PassThrough) => {}
+            _ => {}
+        }
+    }
+
+    fn path_count(&self, ci: usize) -> usize {
+        self.clients
+            .get(ci)
+            .and_then(|c| c.as_ref())
+            .map_or(0, |c| c.paths.len())
+    }
+
+    fn index_client(&mut self, ci: usize) {
+        for pi in 0..self.path_count(ci) {
+            self.index_path(ci, pi);
         }
     }
 
     fn unindex_client(&mut self, ci: usize) {
-        self.by_udp.retain(|_, v| v.0 != ci);
-        self.by_nat.retain(|_, v| v.0 != ci);
-        self.by_ip_pair.retain(|_, v| v.0 != ci);
-        self.rebuild_locals();
-    }
-
-    /// Recomputes the set of local UDP endpoints (on configuration changes only).
-    fn rebuild_locals(&mut self) {
-        self.udp_locals.clear();
-        for c in self.clients.iter().flatten() {
-            for p in &c.paths {
-                if matches!(p.cfg.adaptation, Adaptation::UdpTunnel { .. }) {
-                    self.udp_locals.insert(p.cfg.local);
-                }
-            }
+        for pi in 0..self.path_count(ci) {
+            self.unindex_path(ci, pi);
         }
-    }
-
-    fn reindex_client(&mut self, ci: usize) {
-        self.unindex_client(ci);
-        let n = self
-            .clients
-            .get(ci)
-            .and_then(|c| c.as_ref())
-            .map_or(0, |c| c.paths.len());
-        for pi in 0..n {
-            self.index_path(ci, pi);
-        }
-        self.rebuild_locals();
     }
 
     /// Removes a client; every buffer it holds (reorder buffers) goes back to the pool.
@@ -784,6 +846,8 @@ impl<B: PacketBuf> Engine<B> {
         if self.endpoint_taken(&d, c.cfg.convergence, existing.map(|pi| (ci, pi))) {
             return Err(ConfigError::DuplicateEndpoint(d.id));
         }
+        // The client's keys go before its paths change and come back after (O(paths)).
+        self.unindex_client(ci);
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
             return Err(ConfigError::UnknownClient(client));
         };
@@ -812,7 +876,7 @@ impl<B: PacketBuf> Engine<B> {
                 let _ = t.steering.set_path(d.id, params);
             }
         }
-        self.reindex_client(ci);
+        self.index_client(ci);
         self.update_holds(ci);
         Ok(())
     }
@@ -985,6 +1049,30 @@ impl<B: PacketBuf> Engine<B> {
     /// IDs of every client, in slot order.
     pub fn client_ids(&self) -> Vec<ClientId> {
         self.clients.iter().flatten().map(|c| c.cfg.id).collect()
+    }
+
+    /// Every client's statistics in slot order, written over `out`: its vectors are reused, so
+    /// a caller that keeps `out` between calls allocates nothing once it has the clients'
+    /// size (the runtime publishes this every 100 ms for up to millions of clients).
+    pub fn client_stats_into(&self, out: &mut Vec<ClientStats>) {
+        let mut n = 0;
+        for c in self.clients.iter().flatten() {
+            if n == out.len() {
+                out.push(ClientStats::default());
+            }
+            let s = &mut out[n];
+            s.id = c.cfg.id;
+            s.counters = c.counters;
+            s.reorder_timeout_ns = c.reorder_timeout;
+            s.paths.clear();
+            s.paths.extend(c.paths.iter().map(|p| PathStats {
+                id: p.cfg.id,
+                counters: p.counters,
+                remote: p.remote,
+            }));
+            n += 1;
+        }
+        out.truncate(n);
     }
 
     /// Path IDs of a client.

@@ -121,7 +121,7 @@ impl<B: PacketBuf> Engine<B> {
         if let Some(&(ci, pi)) = self.by_udp.get(&(dst_s, src_s)) {
             return self.rx_tunnel_payload(ci, pi, pkt, None, now, pool, out);
         }
-        if !self.udp_locals.contains(&dst_s) {
+        if !self.udp_locals.contains_key(&dst_s) {
             return self.drop_buf(pool, pkt, DropReason::UnknownDeliveryPacket);
         }
         // Unknown peer: identify the client by the inner anchor address and the path by the
@@ -176,25 +176,14 @@ impl<B: PacketBuf> Engine<B> {
         let mut found: Option<(usize, Option<usize>)> = None;
         match self.cfg.role {
             Role::NMadp => {
-                // By the C-MADP's endpoint: a UDP tunnel's remote, a NAT client address, or
-                // the anchor address (pass-through).
-                for (ci, c) in self.clients.iter().enumerate() {
-                    let Some(c) = c else { continue };
-                    if let Some(pi) = c.paths.iter().position(|p| {
-                        matches!(p.cfg.adaptation, Adaptation::UdpTunnel { .. })
-                            && p.remote == Some(src_s)
-                    }) {
-                        found = Some((ci, Some(pi)));
-                        break;
-                    }
-                }
-                if found.is_none() {
-                    found = self
-                        .by_nat
-                        .get(&src_s.ip())
-                        .map(|&(ci, pi)| (ci, Some(pi)))
-                        .or_else(|| self.by_anchor.get(&src_s.ip()).map(|&ci| (ci, None)));
-                }
+                // By the C-MADP's endpoint (one look-up each, O(1) in the clients): a UDP
+                // tunnel's remote, a NAT client address, or the anchor address (pass-through).
+                found = self
+                    .by_remote
+                    .get(&src_s)
+                    .or_else(|| self.by_nat.get(&src_s.ip()))
+                    .map(|&(ci, pi)| (ci, Some(pi)))
+                    .or_else(|| self.by_anchor.get(&src_s.ip()).map(|&ci| (ci, None)));
             }
             Role::CMadp => {
                 // By our own endpoint the PDU was sent to.
@@ -347,7 +336,15 @@ impl<B: PacketBuf> Engine<B> {
         }
     }
 
-    fn rebind(&mut self, ci: usize, pi: usize, from: SocketAddr) {
+    pub(super) fn rebind(&mut self, ci: usize, pi: usize, from: SocketAddr) {
+        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
+            return;
+        };
+        if pi >= c.paths.len() {
+            return;
+        }
+        // O(1): the path's old key out, the new one in.
+        self.unindex_path(ci, pi);
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
             return;
         };
@@ -355,7 +352,7 @@ impl<B: PacketBuf> Engine<B> {
         p.remote = Some(from);
         p.counters.rebinds += 1;
         c.counters.rebinds += 1;
-        self.reindex_client(ci);
+        self.index_path(ci, pi);
     }
 
     fn refuse_peer(&mut self, ci: usize, pkt: B, pool: &mut dyn BufPool<B>) {
@@ -605,6 +602,8 @@ impl<B: PacketBuf> Engine<B> {
                     ..base
                 };
                 let reorder = Reorder::starting_at_zero(space == Space::Gre, rc);
+                // One more flow, not room for four (the usual client has one or two).
+                c.rx_flows.reserve_exact(1);
                 c.rx_flows.push(RxFlow { cid, tc, reorder });
                 c.rx_flows.len() - 1
             }

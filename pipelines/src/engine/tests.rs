@@ -933,3 +933,122 @@ fn delay_compensation_can_be_turned_off() {
     );
     assert_eq!(e.tx_deadline(), None);
 }
+
+/// N-MADP clients that share the local endpoint (every client's Wi-Fi path ends at 10021),
+/// each with its own remote.
+fn many_clients(n: u32) -> Engine<HeapBuf> {
+    let mut e = Engine::new(EngineConfig::new(Role::NMadp, sa(CONTROL)));
+    for i in 0..n {
+        let mut c = client(
+            Role::NMadp,
+            Convergence::Trailer,
+            Adaptation::UdpTunnel {
+                header_optimization: false,
+            },
+        );
+        c.id = ClientId(100 + i);
+        c.anchor_addr = IpAddr::from([10, 1, (i >> 8) as u8, i as u8]);
+        c.deliveries[0].remote = Some(SocketAddr::from(([198, 51, 100, 10], 20_000 + i as u16)));
+        c.deliveries[0].client_addr = None;
+        e.add_client(c).unwrap();
+    }
+    e
+}
+
+#[test]
+fn rebind_and_removal_move_only_their_own_index_keys() {
+    let mut e = many_clients(3);
+    let local = sa(N_WIFI);
+    let r = |i: u16| SocketAddr::from(([198, 51, 100, 10], 20_000 + i));
+    assert_eq!(
+        e.udp_locals.get(&local),
+        Some(&3),
+        "three paths share the local endpoint"
+    );
+    for i in 0..3 {
+        assert_eq!(e.by_udp.get(&(local, r(i))), Some(&(i as usize, 0)));
+        assert_eq!(e.by_remote.get(&r(i)), Some(&(i as usize, 0)));
+    }
+    // Client 1's endpoint moves (NAT rebinding): its old key goes, the new one comes, the
+    // others stay.
+    let moved = sa("203.0.113.99:5555");
+    e.rebind(1, 0, moved);
+    assert_eq!(e.by_udp.get(&(local, r(1))), None);
+    assert_eq!(e.by_remote.get(&r(1)), None);
+    assert_eq!(e.by_udp.get(&(local, moved)), Some(&(1, 0)));
+    assert_eq!(e.by_remote.get(&moved), Some(&(1, 0)));
+    assert_eq!(e.by_udp.len(), 3);
+    assert_eq!(e.udp_locals.get(&local), Some(&3));
+    // Removing client 0 takes only its keys; the shared local endpoint stays known.
+    let mut pool = HeapPool::default();
+    assert!(e.remove_client(ClientId(100), &mut pool));
+    assert_eq!(e.by_udp.get(&(local, r(0))), None);
+    assert_eq!(e.by_udp.len(), 2);
+    assert_eq!(e.by_remote.len(), 2);
+    assert_eq!(e.udp_locals.get(&local), Some(&2));
+    for id in [101, 102] {
+        assert!(e.remove_client(ClientId(id), &mut pool));
+    }
+    assert!(e.udp_locals.is_empty() && e.by_udp.is_empty() && e.by_remote.is_empty());
+}
+
+#[test]
+fn control_pdus_find_their_client_by_the_remote_endpoint() {
+    let mut e = many_clients(50);
+    let mut c = engine(
+        Role::CMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    let ka = ControlPdu {
+        cid: 1,
+        message: ControlMessage::KeepAlive { sequence_number: 3 },
+    };
+    let pkt = c
+        .build_control(ClientId(7), PathId(1), &ka, &mut pool)
+        .unwrap();
+    // As if client 123's C-MADP had sent it (its remote endpoint), to the control address.
+    let from = SocketAddr::from(([198, 51, 100, 10], 20_023));
+    let mut b = HeapBuf::from_slice(&pkt.data()[28..]);
+    adapt::push_udp_ip(&mut b, from, sa(CONTROL), 1).unwrap();
+    e.from_delivery(b, 0, &mut pool, &mut out);
+    pool.free(pkt);
+    match out.as_slice() {
+        [Output::Control { client, path, .. }] => {
+            assert_eq!((*client, *path), (Some(ClientId(123)), Some(PathId(1))));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_refused_add_client_does_not_lose_a_slot() {
+    let mut e = many_clients(2);
+    let mut dup = client(
+        Role::NMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    dup.id = ClientId(999);
+    dup.anchor_addr = ip("10.9.9.9");
+    dup.deliveries[0].client_addr = None;
+    // Client 100's endpoint: refused.
+    dup.deliveries[0].remote = Some(SocketAddr::from(([198, 51, 100, 10], 20_000)));
+    assert_eq!(
+        e.add_client(dup.clone()),
+        Err(ConfigError::DuplicateEndpoint(PathId(1)))
+    );
+    let mut pool = HeapPool::default();
+    assert!(e.remove_client(ClientId(101), &mut pool));
+    assert_eq!(e.free_slots, vec![1]);
+    dup.deliveries[0].remote = Some(sa("198.51.100.10:30000"));
+    e.add_client(dup).unwrap();
+    assert!(e.free_slots.is_empty(), "the freed slot is reused");
+    assert_eq!(e.clients.len(), 2);
+}

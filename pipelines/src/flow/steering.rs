@@ -31,7 +31,7 @@ use super::Instant;
 pub const MAX_PATHS: usize = 8;
 
 /// A delivery connection, identified by its connection ID (draft-04 §5, "CID").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PathId(pub u8);
 
 /// How packets are spread over the usable paths.
