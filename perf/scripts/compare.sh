@@ -1,12 +1,18 @@
 #!/bin/sh
 # Throughput per core of the N-MADP engine vs dpdk-testpmd, in ONE run, on the same vdevs
 # (net_null0 -> net_null1,no-rx=1), the same forwarding core and the same packet sizes
-# (issue "Kernel bypass", item 4). Writes perf/RESULTS.md and the raw data in perf/results/.
+# (issues "Kernel bypass" item 4, "Operator scale" item 6). Reference rows: testpmd io, macswap,
+# 5tswap and csum with --record-core-cycles (busy TSC cycles per packet); nmadp-bench reports the
+# same unit. Then the sessions sweep (bytes per client at rest and with live reorder state, the
+# time to add them) and one versus two workers. Writes perf/RESULTS.md, the raw data in
+# perf/results/ and perf/results/summary.json.
 #
-#   perf/scripts/compare.sh            # ~5 minutes
+#   perf/scripts/compare.sh            # ~6 minutes
+#   DUR=2 SIZES=64 SESSIONS=1000 PROFILE=0 perf/scripts/compare.sh    # a short run
 #
 # Environment (defaults): DUR=5 (seconds per point), SIZES="64 512 1500 imix", LCORE=1 (the
-# forwarding core; testpmd's main lcore is 0), SESSIONS="1000 100000 1000000",
+# forwarding core; testpmd's main lcore is 0), SESSIONS="1000 100000 1000000", WORKERS_LCORES="0,1"
+# (the cores of the two-worker run; WORKERS_LCORES= skips it),
 # SETUP_LIMIT=20 (seconds allowed for adding clients), PROFILE=1 (callgrind of downlink 64 B),
 # NMADP_EAL_MEM (EAL memory flags; default: the output of deploy/dpdk-env.sh).
 # Needs root (hugepages), DPDK 22.11 (dpdk-testpmd), python3; valgrind for the profile.
@@ -20,8 +26,9 @@ LCORE="${LCORE:-1}"
 SESSIONS="${SESSIONS:-1000 100000 1000000}"
 SETUP_LIMIT="${SETUP_LIMIT:-20}"
 PROFILE="${PROFILE:-1}"
+WORKERS_LCORES="${WORKERS_LCORES-0,1}"
 MEM="${NMADP_EAL_MEM:-$(sh deploy/dpdk-env.sh)}"
-CMD="$0 (DUR=$DUR SIZES='$SIZES' LCORE=$LCORE SESSIONS='$SESSIONS' SETUP_LIMIT=$SETUP_LIMIT PROFILE=$PROFILE NMADP_EAL_MEM='$MEM')"
+CMD="$0 (DUR=$DUR SIZES='$SIZES' LCORE=$LCORE SESSIONS='$SESSIONS' SETUP_LIMIT=$SETUP_LIMIT PROFILE=$PROFILE WORKERS_LCORES='$WORKERS_LCORES' NMADP_EAL_MEM='$MEM')"
 
 cargo build -q --release -p perf --features dpdk --bin nmadp-bench
 BENCH="$ROOT/target/release/nmadp-bench"
@@ -34,16 +41,23 @@ T0="$(date +%s)"
 
 vdev_size() { if [ "$1" = imix ]; then echo 1518; else echo "$1"; fi; }
 
-# 1. testpmd io forwarding: main lcore 0, one forwarding lcore ($LCORE).
-for s in $SIZES; do
-    echo "compare: testpmd io, $s B" >&2
+# 1. testpmd: main lcore 0, one forwarding lcore ($LCORE), busy cycles per packet recorded.
+#    io for every size; macswap, 5tswap and csum (which touch the headers) at 64 B.
+testpmd() { # mode size file
+    echo "compare: testpmd $1, $2 B" >&2
     # shellcheck disable=SC2086
     timeout -s INT "$((DUR + 2))" dpdk-testpmd -l "0,$LCORE" --no-pci --no-telemetry \
         --file-prefix "nmadp-tp-$$" $MEM \
-        --vdev "net_null0,size=$(vdev_size "$s"),copy=0" --vdev net_null1,no-rx=1 -- \
-        --forward-mode=io --stats-period 1 --total-num-mbufs=16384 --nb-cores=1 --burst=32 \
-        >"$RAW/testpmd-$s.txt" 2>&1 || true
+        --vdev "net_null0,size=$(vdev_size "$2"),copy=0" --vdev net_null1,no-rx=1 -- \
+        --forward-mode="$1" --record-core-cycles --stats-period 1 --total-num-mbufs=16384 \
+        --nb-cores=1 --burst=32 >"$RAW/$3" 2>&1 || true
     rm -rf "/var/run/dpdk/nmadp-tp-$$"
+}
+for s in $SIZES; do
+    testpmd io "$s" "testpmd-$s.txt"
+done
+for m in macswap 5tswap csum; do
+    testpmd "$m" 64 "testpmd-$m-64.txt"
 done
 
 run_bench() {
@@ -67,7 +81,13 @@ for n in $SESSIONS; do
     done
 done
 
-# 4. Profile: instruction counts of the steady state (step()) of downlink 64 B.
+# 4. One versus two workers (downlink 64 B, 1000 clients in all; each worker owns half).
+if [ -n "$WORKERS_LCORES" ]; then
+    run_bench --mode downlink --size 64 --clients 1000 --duration "$DUR" --workers 2 \
+        --lcores "$WORKERS_LCORES" --tag workers
+fi
+
+# 5. Profile: instruction counts of the steady state (step()) of downlink 64 B.
 if [ "$PROFILE" = 1 ] && command -v valgrind >/dev/null; then
     echo "compare: callgrind, downlink 64 B" >&2
     valgrind --tool=callgrind --collect-atstart=no --toggle-collect='nmadp_bench::step' \

@@ -31,6 +31,16 @@ def testpmd_mpps(size):
     return statistics.median(samples) / 1e6 if samples else None
 
 
+def testpmd_cycles(name):
+    """testpmd's --record-core-cycles figure: busy TSC cycles per received packet."""
+    try:
+        text = open(f"{RAW}/{name}").read()
+    except OSError:
+        return None
+    m = re.findall(r"CPU cycles/packet=([\d.]+)", text)
+    return float(m[-1]) if m else None
+
+
 runs = []
 for line in open(f"{RAW}/bench.jsonl"):
     line = line.strip()
@@ -110,6 +120,21 @@ w("packets of a pair on the two paths) + `Engine::from_delivery` (reorder releas
 w("The stamping (header writes, two IPv4 checksums for uplink) is counted in nmadp's time, so these")
 w("figures UNDERSTATE the engine alone; testpmd does no per-packet work at all.\n")
 
+w("## Busy cycles per packet (the unit of `dpdk-testpmd --record-core-cycles`)\n")
+w("TSC cycles of the loop iterations that received packets (rx_burst start to tx_burst end),")
+w("divided by the packets received; testpmd's own figure for its rows. Lower is better.\n")
+cyc_sizes = ["64"] + [s for s in sizes if s != "64"]
+w("| what | " + " | ".join("IMIX" if s == "imix" else f"{s} B" for s in cyc_sizes) + " |")
+w("|---|" + "---|" * len(cyc_sizes))
+def cyc_row(label, get):
+    w(f"| {label} | " + " | ".join(f(get(s), 1) for s in cyc_sizes) + " |")
+cyc_row("testpmd io", lambda s: testpmd_cycles(f"testpmd-{s}.txt"))
+for m in ["macswap", "5tswap", "csum"]:
+    cyc_row(f"testpmd {m}", lambda s, m=m: testpmd_cycles(f"testpmd-{m}-{s}.txt"))
+for m in ["io", "downlink", "uplink-reorder"]:
+    cyc_row(f"nmadp {m}", lambda s, m=m: (find("throughput", m, s) or {}).get("busy_cycles_per_packet"))
+w("")
+
 w("## Latency\n")
 w("Per burst (up to 32 packets), from the start of `rx_burst` to the end of `tx_burst`, in ns")
 w("(TSC, calibrated), over every burst that received at least one packet. On a loaded shared")
@@ -148,6 +173,24 @@ for n in ns:
       f" | {pct(d and d['mpps'], base_d and base_d['mpps'])} | {f(bd, 0)}"
       f" | {f(u and u['mpps'])} | {pct(u and u['mpps'], base_u and base_u['mpps'])} | {f(bu, 0)} |")
 w("")
+
+w2 = find("workers", "downlink", "64")
+speedup = None
+if w2:
+    w("## One versus two workers\n")
+    w("Downlink 64 B, 1000 clients in all; with two workers each owns half of them, on its own")
+    w("core with its own vdev pair (as the runtime's workers own disjoint clients). On this")
+    w("2-core machine the second worker shares core 0 with the OS and every other process.\n")
+    w("| workers | lcores | Mpps | busy cycles/packet per worker |")
+    w("|---|---|---|---|")
+    one = find("throughput", "downlink", "64")
+    if one:
+        w(f"| 1 | {one.get('lcore')} | {f(one['mpps'])} | {f(one.get('busy_cycles_per_packet'), 1)} |")
+    per = ", ".join(f(x.get("busy_cycles_per_packet"), 1) for x in w2.get("per_worker", []))
+    w(f"| 2 | {','.join(map(str, w2.get('lcores', [])))} | {f(w2['mpps'])} | {per} |")
+    if one and one["mpps"]:
+        speedup = w2["mpps"] / one["mpps"]
+        w(f"\nSpeed-up: {speedup:.2f}x.\n")
 
 drops = {}
 for r in runs:
@@ -210,8 +253,66 @@ if os.path.exists(prof):
                 w(f"| {ir:,} | {p:.2f} | `{name}` |")
         w("")
 
+# perf/results/summary.json: the headline figures of this run (null: not measured in this run,
+# e.g. a short run without 1M sessions).
+def cyc(r):
+    return r.get("busy_cycles_per_packet") if r else None
+
+m1 = 1000000
+d1m = find("sessions", "downlink", "512", m1)
+u1m = find("sessions", "uplink-reorder", "512", m1)
+summary = {
+    "testpmd_io_cycles": testpmd_cycles("testpmd-64.txt"),
+    "testpmd_csum_cycles": testpmd_cycles("testpmd-csum-64.txt"),
+    "downlink_64_cycles": cyc(find("throughput", "downlink", "64")),
+    "uplink_reorder_64_cycles": cyc(find("throughput", "uplink-reorder", "64")),
+    "downlink_1500_cycles": cyc(find("throughput", "downlink", "1500")),
+    "downlink_1m_cycles": cyc(d1m),
+    "uplink_reorder_1m_cycles": cyc(u1m),
+    "downlink_1k_512_cycles": cyc(find("sessions", "downlink", "512", 1000)),
+    "uplink_reorder_1k_512_cycles": cyc(find("sessions", "uplink-reorder", "512", 1000)),
+    "bytes_per_client_rest_1m": d1m and d1m.get("bytes_per_session_config"),
+    "bytes_per_client_live_1m": u1m and u1m.get("bytes_per_session_after_run"),
+    "setup_1m_seconds": d1m and d1m.get("setup_s"),
+    "two_workers_speedup": speedup,
+    "date": os.environ["START"],
+    "command": os.environ["CMD"],
+}
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+w("## Targets of \"Operator scale\" (this run; reported, never asserted)\n")
+w("| target | measured | verdict |")
+w("|---|---|---|")
+def target(label, value, limit, unit="", fmt="{:.0f}"):
+    if value is None:
+        w(f"| {label} | not measured in this run | - |")
+        return
+    verdict = "met" if value <= limit else f"missed by {value / limit:.1f}x"
+    w(f"| {label} | {fmt.format(value)}{unit} | {verdict} |")
+target("downlink 64 B, 1k clients <= 150 cycles/packet", summary["downlink_64_cycles"], 150)
+target("uplink with reordering 64 B <= 200 cycles/packet", summary["uplink_reorder_64_cycles"], 200)
+target("downlink 1500 B within 1.2x of 64 B", ratio(summary["downlink_1500_cycles"], summary["downlink_64_cycles"]), 1.2, "x", "{:.2f}")
+target("downlink at 1M clients <= 2x its 1k (512 B)", ratio(summary["downlink_1m_cycles"], summary["downlink_1k_512_cycles"]), 2.0, "x", "{:.1f}")
+target("uplink-reorder at 1M <= 2x its 1k (512 B)", ratio(summary["uplink_reorder_1m_cycles"], summary["uplink_reorder_1k_512_cycles"]), 2.0, "x", "{:.1f}")
+target("<= 256 B per client at rest (1M)", summary["bytes_per_client_rest_1m"], 256, " B")
+target("<= 1 KiB per client with live reorder state (1M)", summary["bytes_per_client_live_1m"], 1024, " B")
+target("1M clients added in <= 2 s", summary["setup_1m_seconds"], 2.0, " s", "{:.1f}")
+sp = summary["two_workers_speedup"]
+if sp is None:
+    w("| two workers >= 1.8x one worker | not measured in this run | - |")
+else:
+    w(f"| two workers >= 1.8x one worker | {sp:.2f}x | {'met' if sp >= 1.8 else 'missed'} |")
+w("")
+w("The figures of this table are in `perf/results/summary.json`, written by the same run.\n")
+
 notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS-notes.md")
 if os.path.exists(notes):
     w(open(notes).read())
 
 print("\n".join(out))
+
+with open(f"{RAW}/summary.json", "w") as fh:
+    json.dump(summary, fh, indent=1)
+    fh.write("\n")
