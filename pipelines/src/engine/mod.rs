@@ -397,6 +397,9 @@ pub struct Engine<B: PacketBuf> {
     sdus: Vec<B>,
     frags: Vec<B>,
     groups: Vec<Group<B>>,
+    /// The current anchor burst's parsed packets and client slots (stage 1 of
+    /// `from_anchor_burst`), kept for its capacity.
+    burst_info: Vec<(Result<classify::PacketInfo, DropReason>, Option<usize>)>,
     spare: Vec<Vec<B>>,
     /// Slots of the clients whose reorder buffers may hold packets (`Client::listed`): poll
     /// and next_deadline visit only these, O(clients holding packets) instead of O(clients).
@@ -469,6 +472,7 @@ impl<B: PacketBuf> Engine<B> {
             sdus: Vec::with_capacity(64),
             frags: Vec::with_capacity(128),
             groups: Vec::with_capacity(32),
+            burst_info: Vec::with_capacity(64),
             spare: Vec::new(),
             held: Vec::new(),
             delayed: std::collections::BinaryHeap::new(),
