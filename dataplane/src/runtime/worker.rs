@@ -171,6 +171,8 @@ pub(crate) struct Worker<X: Buffers> {
     pub opts: LoopOptions,
     rx: Vec<X::Buf>,
     mine: Vec<X::Buf>,
+    /// Delivery-side packets of the current burst this worker owns.
+    mine_delivery: Vec<X::Buf>,
     out: Vec<Output<X::Buf>>,
     atx: Vec<X::Buf>,
     dtx: Vec<Vec<X::Buf>>,
@@ -213,6 +215,7 @@ impl<X: Buffers> Worker<X> {
             opts,
             rx: Vec::with_capacity(BURST),
             mine: Vec::with_capacity(BURST * 4),
+            mine_delivery: Vec::with_capacity(BURST),
             out: Vec::with_capacity(BURST * 8),
             atx: Vec::with_capacity(BURST * 4),
             dtx: (0..n).map(|_| Vec::with_capacity(BURST * 4)).collect(),
@@ -444,14 +447,18 @@ impl<X: Buffers> Worker<X> {
             self.lc.bursts += 1;
             self.lc.rx_packets += n as u64;
             let mut rx = std::mem::take(&mut self.rx);
+            let mut mine = std::mem::take(&mut self.mine_delivery);
             for pkt in rx.drain(..) {
                 match self.dir.delivery_owner(pkt.data()) {
                     Some(w) if w != self.id => self.handoff(w, Moved::FromDelivery(pkt)),
-                    _ => self
-                        .engine
-                        .from_delivery(pkt, t, &mut self.pool, &mut self.out),
+                    _ => mine.push(pkt),
                 }
             }
+            // This worker's packets of the burst, in one engine call (its burst stage looks
+            // up every packet's path first).
+            self.engine
+                .from_delivery_burst(&mut mine, t, &mut self.pool, &mut self.out);
+            self.mine_delivery = mine;
             self.rx = rx;
         }
         if total > 0 {

@@ -11,7 +11,7 @@
 //!   N-MADP engine runs `from_anchor_burst` (classify, number, steer, trailer, outer IPv4/UDP)
 //!   and the outputs are transmitted.
 //! * `uplink`, `uplink-reorder`: the generator stamps an uplink MX PDU (in order, or reordered
-//!   in pairs), the engine runs `from_delivery` (outer checks, tunnel lookup, trailer strip,
+//!   in pairs), the engine runs `from_delivery_burst` (outer checks, tunnel lookup, trailer strip,
 //!   per-flow reorder) and the released SDUs are transmitted.
 //!
 //! The stamping (a few header writes per packet) is counted in the engine modes' time: the
@@ -254,13 +254,13 @@ fn step(
             engine.from_anchor_burst(&mut w.burst, now, pool, &mut w.out);
         }
         Mode::Uplink | Mode::UplinkReorder => {
-            for mut m in w.burst.drain(..) {
-                if !w.up.fill(&mut m) {
+            for m in w.burst.iter_mut() {
+                if !w.up.fill(m) {
                     w.fill_fail += 1;
                 }
                 w.rx_bytes += m.len() as u64;
-                engine.from_delivery(m, now, pool, &mut w.out);
             }
+            engine.from_delivery_burst(&mut w.burst, now, pool, &mut w.out);
         }
     }
     let mut poll_ticks = 0;

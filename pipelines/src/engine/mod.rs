@@ -213,6 +213,12 @@ impl Reorder {
             }
         }
     }
+    fn touch(&self) -> u64 {
+        match self {
+            Reorder::Mx(r) => r.touch(),
+            Reorder::Gre(r) => r.touch(),
+        }
+    }
     fn depth(&self) -> usize {
         match self {
             Reorder::Mx(r) => r.depth(),
@@ -400,6 +406,8 @@ pub struct Engine<B: PacketBuf> {
     /// The current anchor burst's parsed packets and client slots (stage 1 of
     /// `from_anchor_burst`), kept for its capacity.
     burst_info: Vec<(Result<classify::PacketInfo, DropReason>, Option<usize>)>,
+    /// The current delivery burst's path look-ups (`from_delivery_burst`).
+    rx_hints: Vec<Option<(usize, usize)>>,
     spare: Vec<Vec<B>>,
     /// Slots of the clients whose reorder buffers may hold packets (`Client::listed`): poll
     /// and next_deadline visit only these, O(clients holding packets) instead of O(clients).
@@ -473,6 +481,7 @@ impl<B: PacketBuf> Engine<B> {
             frags: Vec::with_capacity(128),
             groups: Vec::with_capacity(32),
             burst_info: Vec::with_capacity(64),
+            rx_hints: Vec::with_capacity(64),
             spare: Vec::new(),
             held: Vec::new(),
             delayed: std::collections::BinaryHeap::new(),

@@ -35,7 +35,56 @@ impl<B: PacketBuf> Engine<B> {
     /// control PDUs as [`Output::Control`].
     pub fn from_delivery(
         &mut self,
+        pkt: B,
+        now: Instant,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        self.delivery_one(pkt, None, now, pool, out);
+    }
+
+    /// Receives a burst of delivery-side packets (drained from `pkts`), as [`Engine::from_delivery`]
+    /// one by one, in two stages: first every UDP-tunnel packet's path is looked up and its
+    /// client's state touched (the cache misses of the burst's clients overlap), then each
+    /// packet is checked, stripped and reordered with the path found (re-checked against the
+    /// packet's endpoints, so a rebinding earlier in the burst is followed).
+    pub fn from_delivery_burst(
+        &mut self,
+        pkts: &mut Vec<B>,
+        now: Instant,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        let mut hints = core::mem::take(&mut self.rx_hints);
+        hints.clear();
+        let mut sink = 0u64;
+        for p in pkts.iter() {
+            let hit = peek_udp_endpoints(p.data())
+                .and_then(|(src, dst)| self.by_udp.get(&(dst, src)).copied());
+            if let Some((ci, pi)) = hit {
+                if let Some(c) = self.clients.get(ci).and_then(|c| c.as_ref()) {
+                    sink = sink.wrapping_add(c.counters.rx_sdus);
+                    if let Some(p) = c.paths.get(pi) {
+                        sink = sink.wrapping_add(p.counters.rx_pdus);
+                    }
+                    if let Some(f) = c.rx_flows.first() {
+                        sink = sink.wrapping_add(f.reorder.touch());
+                    }
+                }
+            }
+            hints.push(hit);
+        }
+        core::hint::black_box(sink);
+        for (pkt, hint) in pkts.drain(..).zip(hints.drain(..)) {
+            self.delivery_one(pkt, hint, now, pool, out);
+        }
+        self.rx_hints = hints;
+    }
+
+    fn delivery_one(
+        &mut self,
         mut pkt: B,
+        hint: Option<(usize, usize)>,
         now: Instant,
         pool: &mut dyn BufPool<B>,
         out: &mut Vec<Output<B>>,
@@ -66,7 +115,7 @@ impl<B: PacketBuf> Engine<B> {
         let extra = pkt.len().saturating_sub(total);
         pkt.trim(extra);
         match protocol {
-            PROTOCOL_UDP => self.rx_udp(pkt, hdr_len, src, dst, now, pool, out),
+            PROTOCOL_UDP => self.rx_udp(pkt, hdr_len, src, dst, hint, now, pool, out),
             PROTOCOL_MX => self.rx_mx_ip(pkt, src, dst, now, pool, out),
             PROTOCOL_GRE => self.rx_gre_ip(pkt, hdr_len, src, dst, now, pool, out),
             _ => self.drop_buf(pool, pkt, DropReason::UnknownDeliveryPacket),
@@ -80,6 +129,7 @@ impl<B: PacketBuf> Engine<B> {
         hdr_len: usize,
         src: IpAddr,
         dst: IpAddr,
+        hint: Option<(usize, usize)>,
         now: Instant,
         pool: &mut dyn BufPool<B>,
         out: &mut Vec<Output<B>>,
@@ -118,7 +168,15 @@ impl<B: PacketBuf> Engine<B> {
             return self.rx_control(pkt, src_s, dst_s, pool, out);
         }
 
-        if let Some(&(ci, pi)) = self.by_udp.get(&(dst_s, src_s)) {
+        // The burst stage's look-up, if it still names this packet's path; else the index.
+        let hint = hint.filter(|&(ci, pi)| {
+            self.clients
+                .get(ci)
+                .and_then(|c| c.as_ref())
+                .and_then(|c| c.paths.get(pi))
+                .is_some_and(|p| p.cfg.local == dst_s && p.remote == Some(src_s))
+        });
+        if let Some((ci, pi)) = hint.or_else(|| self.by_udp.get(&(dst_s, src_s)).copied()) {
             return self.rx_tunnel_payload(ci, pi, pkt, None, now, pool, out);
         }
         if !self.udp_locals.contains_key(&dst_s) {
@@ -647,5 +705,47 @@ impl<B: PacketBuf> Engine<B> {
         if outcome == PushOutcome::Buffered {
             self.mark_held(ci);
         }
+    }
+}
+
+/// The (source, destination) UDP endpoints of an outer IPv4 or IPv6 packet with a UDP header
+/// right after the IP header, read without any check (the burst stage's look-up hint only;
+/// the packet is checked in full afterwards).
+pub(super) fn peek_udp_endpoints(d: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
+    match d.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(d[0] & 0x0f) * 4;
+            if *d.get(9)? != PROTOCOL_UDP || ihl < 20 {
+                return None;
+            }
+            let ip = |o: usize| -> Option<IpAddr> {
+                let b: [u8; 4] = d.get(o..o + 4)?.try_into().ok()?;
+                Some(IpAddr::from(b))
+            };
+            let port = |o: usize| -> Option<u16> {
+                Some(u16::from_be_bytes(d.get(o..o + 2)?.try_into().ok()?))
+            };
+            Some((
+                SocketAddr::new(ip(12)?, port(ihl)?),
+                SocketAddr::new(ip(16)?, port(ihl + 2)?),
+            ))
+        }
+        6 => {
+            if *d.get(6)? != PROTOCOL_UDP {
+                return None;
+            }
+            let ip = |o: usize| -> Option<IpAddr> {
+                let b: [u8; 16] = d.get(o..o + 16)?.try_into().ok()?;
+                Some(IpAddr::from(b))
+            };
+            let port = |o: usize| -> Option<u16> {
+                Some(u16::from_be_bytes(d.get(o..o + 2)?.try_into().ok()?))
+            };
+            Some((
+                SocketAddr::new(ip(8)?, port(40)?),
+                SocketAddr::new(ip(24)?, port(42)?),
+            ))
+        }
+        _ => None,
     }
 }

@@ -1052,3 +1052,109 @@ fn a_refused_add_client_does_not_lose_a_slot() {
     assert!(e.free_slots.is_empty(), "the freed slot is reused");
     assert_eq!(e.clients.len(), 2);
 }
+
+fn up_sdu(pool: &mut HeapPool, counter: u64, size: usize) -> HeapBuf {
+    let spec = FlowSpec::udp(2, FlowDir::Up, 1_000_000, size);
+    TwoPathSim::make_sdu(
+        pool,
+        &spec,
+        counter,
+        SocketAddr::new(ip(ANCHOR), 5000),
+        SocketAddr::new(ip(SERVER), 53),
+    )
+}
+
+#[test]
+fn a_delivery_burst_gives_what_the_packets_one_by_one_give() {
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    // The same uplink PDUs (a rebinding to another endpoint half-way, then a stray packet
+    // and a truncated one) into two fresh N-MADPs: one burst vs one packet at a time.
+    let (_, mut c) = pair(
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    let mut sdus: Vec<HeapBuf> = (0..12).map(|i| up_sdu(&mut pool, i, 200)).collect();
+    c.from_anchor_burst(&mut sdus, 0, &mut pool, &mut out);
+    let pdus = deliveries(&mut out);
+    assert_eq!(pdus.len(), 12);
+    let moved = sa("198.51.100.10:40999");
+    let mut burst: Vec<HeapBuf> = pdus
+        .iter()
+        .enumerate()
+        .map(|(i, p)| tunnel_from(p, if i < 6 { sa(C_WIFI) } else { moved }))
+        .collect();
+    burst.push(tunnel_from(&pdus[0], sa("203.0.113.5:1")));
+    burst.push(HeapBuf::from_slice(&pdus[1].data()[..10]));
+    let run = |burst_mode: bool, pool: &mut HeapPool| {
+        let mut n = engine(
+            Role::NMadp,
+            Convergence::Trailer,
+            Adaptation::UdpTunnel {
+                header_optimization: false,
+            },
+        );
+        let mut pkts: Vec<HeapBuf> = burst
+            .iter()
+            .map(|b| HeapBuf::from_slice(b.data()))
+            .collect();
+        let mut out = Vec::new();
+        if burst_mode {
+            n.from_delivery_burst(&mut pkts, MS, pool, &mut out);
+        } else {
+            for p in pkts.drain(..) {
+                n.from_delivery(p, MS, pool, &mut out);
+            }
+        }
+        let got: Vec<Vec<u8>> = out
+            .drain(..)
+            .map(|o| match o {
+                Output::Anchor(b) => b.data().to_vec(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let c = n.client_counters(ClientId(7)).unwrap();
+        (got, n.counters().clone(), c.rebinds)
+    };
+    let (a, ca, ra) = run(true, &mut pool);
+    let (b, cb, rb) = run(false, &mut pool);
+    assert_eq!(a.len(), 12, "every PDU of the session delivered");
+    assert_eq!(a, b);
+    assert!(ra >= 1, "the session moved to the new endpoint");
+    assert_eq!((ra, ca.delivery_rx), (rb, cb.delivery_rx));
+    assert_eq!(
+        ca.nonzero_drops().collect::<Vec<_>>(),
+        cb.nonzero_drops().collect::<Vec<_>>()
+    );
+    for p in pdus {
+        pool.free(p);
+    }
+}
+
+#[test]
+fn peeking_udp_endpoints_never_panics_and_reads_v4_and_v6() {
+    let mut b = HeapBuf::from_slice(&[0u8; 8]);
+    adapt::push_udp_ip(&mut b, sa("198.51.100.10:40001"), sa(N_WIFI), 1).unwrap();
+    assert_eq!(
+        super::rx::peek_udp_endpoints(b.data()),
+        Some((sa("198.51.100.10:40001"), sa(N_WIFI)))
+    );
+    let mut b6 = HeapBuf::from_slice(&[0u8; 8]);
+    adapt::push_udp_ip(&mut b6, sa("[2001:db8::1]:5"), sa("[2001:db8::2]:6"), 1).unwrap();
+    assert_eq!(
+        super::rx::peek_udp_endpoints(b6.data()),
+        Some((sa("[2001:db8::1]:5"), sa("[2001:db8::2]:6")))
+    );
+    for n in 0..b.len() {
+        let _ = super::rx::peek_udp_endpoints(&b.data()[..n]);
+        let _ = super::rx::peek_udp_endpoints(&b6.data()[..n.min(b6.len())]);
+    }
+    assert_eq!(super::rx::peek_udp_endpoints(&[0x45, 0, 0]), None);
+    assert_eq!(
+        super::rx::peek_udp_endpoints(&[0x41; 40]),
+        None,
+        "IHL below 5"
+    );
+}

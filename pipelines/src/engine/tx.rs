@@ -52,7 +52,10 @@ impl<B: PacketBuf> Engine<B> {
     fn touch_clients(&self) -> u64 {
         let mut sink = 0u64;
         for &(_, ci) in &self.burst_info {
-            let Some(c) = ci.and_then(|ci| self.clients.get(ci)).and_then(|c| c.as_ref()) else {
+            let Some(c) = ci
+                .and_then(|ci| self.clients.get(ci))
+                .and_then(|c| c.as_ref())
+            else {
                 continue;
             };
             sink = sink.wrapping_add(c.counters.tx_sdus);

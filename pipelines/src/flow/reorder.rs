@@ -219,6 +219,16 @@ pub struct ReorderBuffer<T, S: SeqSpace> {
 }
 
 impl<T, S: SeqSpace> ReorderBuffer<T, S> {
+    /// Reads the first words of the buffer's heap parts (ring, history, arrivals), so that a
+    /// burst stage can bring many flows' state into the cache at once; returns a value only so
+    /// that the loads are not optimised away.
+    pub fn touch(&self) -> u64 {
+        let ring = self.slots.first().map_or(0, |s| u64::from(s.is_some()));
+        let hist = self.history.first().copied().unwrap_or(0);
+        let arr = self.arrivals.front().map_or(0, |a| a.0);
+        ring ^ hist ^ arr ^ self.passed
+    }
+
     /// An empty buffer with all storage preallocated.
     pub fn new(config: ReorderConfig) -> Self {
         let max_window = (S::HALF / 2) as usize;
