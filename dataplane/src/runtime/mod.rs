@@ -407,7 +407,11 @@ impl Runtime {
         let cores = cfg.node.cores.clone();
         let (started_tx, started_rx) = crossbeam::channel::bounded::<Result<(), String>>(n);
         for (w, wp) in ports.workers.into_iter().enumerate() {
-            let engine = Engine::new(ecfg.clone());
+            let mut engine = Engine::new(ecfg.clone());
+            // Room for this worker's share of the configured clients (no rehash while they
+            // are added).
+            let max_paths = mapped.iter().map(|c| c.deliveries.len()).max().unwrap_or(0);
+            engine.reserve_clients(mapped.len().div_ceil(n), max_paths);
             let dir = Directory::new(n, role == Role::NMadp, opts.directory_learned_cap);
             let worker = Worker::<X>::new(
                 w,

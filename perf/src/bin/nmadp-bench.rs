@@ -349,6 +349,7 @@ fn worker(
     let mut engine: Engine<Mbuf> = Engine::new(plan::engine_config());
     let mut added = 0u32;
     if a.mode != Mode::Io {
+        engine.reserve_clients(clients as usize, usize::from(plan::PATHS));
         for i in 0..clients {
             engine
                 .add_client(plan::client_config(i, SteeringMode::Weighted, a.mtu))

@@ -250,6 +250,7 @@ struct RxFlow {
 
 #[derive(Debug)]
 struct Client {
+    /// The configuration, except `deliveries` (empty: every path holds its own).
     cfg: ClientConfig,
     paths: Vec<Path>,
     tcs: Vec<TcState>,
@@ -259,7 +260,7 @@ struct Client {
     counters: ClientCounters,
     /// Drops attributed to this client (`DropReason as usize`); each is also in the engine's
     /// [`EngineCounters::drops`].
-    drops: [u64; DropReason::COUNT],
+    drops: Option<Box<[u64; DropReason::COUNT]>>,
     reorder_timeout: u64,
     /// In [`Engine::held`]: some reorder buffer of this client may hold packets.
     listed: bool,
@@ -608,13 +609,30 @@ impl<B: PacketBuf> Engine<B> {
             .clients
             .get_mut(ci)
             .and_then(|c| c.as_mut())
-            .and_then(|c| c.drops.get_mut(reason as usize))
+            .and_then(|c| {
+                // Allocated on the client's first attributed drop: most clients never have one,
+                // and 41 counters are 328 bytes.
+                c.drops
+                    .get_or_insert_with(|| Box::new([0; DropReason::COUNT]))
+                    .get_mut(reason as usize)
+            })
         {
             *n += 1;
         }
     }
 
     // ----- clients and paths -------------------------------------------------------------
+
+    /// Makes room for `clients` more clients of `paths` delivery connections each, so that
+    /// adding them does not grow (and rehash, and move) the client table and the indexes step
+    /// by step: for an operator adding a known number of clients at start.
+    pub fn reserve_clients(&mut self, clients: usize, paths: usize) {
+        self.clients.reserve(clients);
+        self.by_id.reserve(clients);
+        self.by_anchor.reserve(clients);
+        self.by_udp.reserve(clients * paths);
+        self.by_remote.reserve(clients * paths);
+    }
 
     /// Adds a client. Its paths start unusable until [`Engine::set_path_usable`].
     pub fn add_client(&mut self, cfg: ClientConfig) -> Result<(), ConfigError> {
@@ -665,6 +683,10 @@ impl<B: PacketBuf> Engine<B> {
                 tx_seq.push((a.connection_id, t.id, 0u32));
             }
         }
+        // Each path keeps its own DeliveryConfig: the configuration's copy would only double
+        // them (update_delivery rebuilds the list from the paths when it validates a change).
+        let mut cfg = cfg;
+        cfg.deliveries = Vec::new();
         let client = Client {
             paths,
             tcs,
@@ -673,7 +695,7 @@ impl<B: PacketBuf> Engine<B> {
             // downlink-only or idle client costs no flow storage.
             rx_flows: Vec::new(),
             counters: ClientCounters::default(),
-            drops: [0; DropReason::COUNT],
+            drops: None,
             reorder_timeout: self.cfg.reorder.timeout_ns,
             listed: false,
             cfg,
@@ -850,6 +872,7 @@ impl<B: PacketBuf> Engine<B> {
             return Err(ConfigError::UnknownClient(client));
         };
         let mut trial = c.cfg.clone();
+        trial.deliveries = c.paths.iter().map(|p| p.cfg).collect();
         match trial.deliveries.iter_mut().find(|e| e.id == d.id) {
             Some(e) => *e = d,
             None => trial.deliveries.push(d),
@@ -866,6 +889,7 @@ impl<B: PacketBuf> Engine<B> {
         };
         let convergence = c.cfg.convergence;
         c.cfg = trial;
+        c.cfg.deliveries = Vec::new();
         match existing.and_then(|pi| c.paths.get_mut(pi)) {
             Some(p) => {
                 let learned = p.remote;
@@ -1146,7 +1170,12 @@ impl<B: PacketBuf> Engine<B> {
     /// outer headers, unknown client or peer), and reassembly timeouts, because the
     /// reassembler's expiry does not report the flow it expired. `None` for an unknown client.
     pub fn client_drops(&self, client: ClientId) -> Option<[u64; DropReason::COUNT]> {
-        self.client_ref(client).map(|c| c.drops)
+        self.client_ref(client).map(|c| {
+            c.drops
+                .as_deref()
+                .copied()
+                .unwrap_or([0; DropReason::COUNT])
+        })
     }
 
     /// Counters of a path.

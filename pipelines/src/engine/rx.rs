@@ -698,7 +698,10 @@ impl<B: PacketBuf> Engine<B> {
                 pool.free(b);
             }
             ec.drop(reason);
-            if let Some(n) = cd.get_mut(reason as usize) {
+            if let Some(n) = cd
+                .get_or_insert_with(|| Box::new([0; DropReason::COUNT]))
+                .get_mut(reason as usize)
+            {
                 *n += 1;
             }
         }

@@ -576,14 +576,13 @@ fn add_client_rejects_duplicates_and_update_delivery_changes_mtu() {
 
 #[test]
 fn adaptive_reorder_timeout_follows_owd_spread() {
-    let mut c = engine(
+    let mut cfg = client(
         Role::CMadp,
         Convergence::Trailer,
         Adaptation::UdpTunnel {
             header_optimization: false,
         },
     );
-    let mut cfg = c.client_ref(ClientId(7)).unwrap().cfg.clone();
     let mut d2 = cfg.deliveries[0];
     d2.id = PathId(2);
     d2.local = sa("203.0.113.10:40002");
@@ -606,8 +605,8 @@ fn adaptive_reorder_timeout_follows_owd_spread() {
         Some(10 * MS),
         "clamped to 10 ms"
     );
-    let _ = c.set_steering(ClientId(7), None, SteeringMode::Weighted);
-    assert!(!c.set_steering(ClientId(7), Some(9), SteeringMode::Weighted));
+    let _ = e.set_steering(ClientId(7), None, SteeringMode::Weighted);
+    assert!(!e.set_steering(ClientId(7), Some(9), SteeringMode::Weighted));
 }
 
 #[test]

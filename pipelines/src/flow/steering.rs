@@ -25,6 +25,8 @@
 //! receiver, whose reorder buffer slots them back into sequence; nothing is renumbered or
 //! retransmitted here. Steering therefore only has to stop choosing a path, never to drain it.
 
+use smallvec::SmallVec;
+
 use super::Instant;
 
 /// Maximum number of delivery connections per client and traffic class.
@@ -299,9 +301,9 @@ impl Slot {
 #[derive(Debug, Clone)]
 pub struct Steering {
     mode: SteeringMode,
-    slots: [Option<Slot>; MAX_PATHS],
-    /// Slots past this index are all empty: the per-packet loops stop here (a client has 2
-    /// paths, the table 8 slots).
+    /// At most [`MAX_PATHS`] slots; two inline (the usual client), more on the heap.
+    slots: SmallVec<[Option<Slot>; 2]>,
+    /// Slots past this index are all empty: the per-packet loops stop here.
     used: usize,
     no_path: u64,
 }
@@ -311,7 +313,7 @@ impl Steering {
     pub fn new(mode: SteeringMode) -> Steering {
         Steering {
             mode,
-            slots: [None; MAX_PATHS],
+            slots: SmallVec::new(),
             used: 0,
             no_path: 0,
         }
@@ -346,14 +348,16 @@ impl Steering {
             s.params = params;
             return Ok(());
         }
-        let (i, free) = self
-            .slots
-            .iter_mut()
-            .enumerate()
-            .find(|(_, s)| s.is_none())
-            .ok_or(PathTableFull)?;
+        let i = match self.slots.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.slots.len() < MAX_PATHS => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return Err(PathTableFull),
+        };
         self.used = self.used.max(i + 1);
-        *free = Some(Slot {
+        self.slots[i] = Some(Slot {
             id,
             params,
             usable: false,
@@ -404,12 +408,12 @@ impl Steering {
 
     /// The slots that may be occupied.
     fn live(&self) -> &[Option<Slot>] {
-        &self.slots[..self.used.min(MAX_PATHS)]
+        &self.slots[..self.used.min(self.slots.len())]
     }
 
     fn live_mut(&mut self) -> &mut [Option<Slot>] {
-        // `used <= MAX_PATHS` always (set_path, remove_path); min() keeps this panic-free.
-        let used = self.used.min(MAX_PATHS);
+        // `used <= slots.len()` always (set_path, remove_path); min() keeps this panic-free.
+        let used = self.used.min(self.slots.len());
         &mut self.slots[..used]
     }
 
