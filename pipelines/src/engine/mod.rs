@@ -22,6 +22,7 @@ pub mod adapt;
 pub mod classify;
 pub mod config;
 pub mod counters;
+mod index;
 mod mxops;
 mod rx;
 mod tx;
@@ -30,6 +31,7 @@ mod tx;
 /// SipHash and stays keyed (randomly seeded per process), so crafted source addresses cannot
 /// force collisions.
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+use index::{CompactMap, PathRef};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::buf::{BufPool, PacketBuf};
@@ -383,9 +385,9 @@ pub struct Engine<B: PacketBuf> {
     clients: Vec<Option<Client>>,
     free_slots: Vec<usize>,
     by_id: HashMap<ClientId, usize>,
-    by_anchor: HashMap<IpAddr, usize>,
+    by_anchor: CompactMap<IpAddr, u32>,
     /// UDP tunnel (local, remote) -> (client slot, path index).
-    by_udp: HashMap<(SocketAddr, SocketAddr), (usize, usize)>,
+    by_udp: CompactMap<(SocketAddr, SocketAddr), PathRef>,
     /// Client NAT: the client's address on the access network -> (client slot, path index).
     by_nat: HashMap<IpAddr, (usize, usize)>,
     /// GRE over IP: (local IP, remote IP) -> (client slot, path index).
@@ -396,7 +398,7 @@ pub struct Engine<B: PacketBuf> {
     /// UDP tunnel remote endpoint -> (client slot, path index), for MX control PDUs, which
     /// arrive at the control address (draft-04 §5) rather than the path's local endpoint. The
     /// first path indexed with an endpoint owns it.
-    by_remote: HashMap<SocketAddr, (usize, usize)>,
+    by_remote: CompactMap<SocketAddr, PathRef>,
     reasm: Reassembler,
     slab: Slab<B>,
     counters: EngineCounters,
@@ -466,12 +468,12 @@ impl<B: PacketBuf> Engine<B> {
             clients: Vec::new(),
             free_slots: Vec::new(),
             by_id: HashMap::default(),
-            by_anchor: HashMap::default(),
-            by_udp: HashMap::default(),
+            by_anchor: CompactMap::default(),
+            by_udp: CompactMap::default(),
             by_nat: HashMap::default(),
             by_ip_pair: HashMap::default(),
             udp_locals: HashMap::default(),
-            by_remote: HashMap::default(),
+            by_remote: CompactMap::default(),
             slab: Slab {
                 items: Vec::new(),
                 free: Vec::new(),
@@ -640,8 +642,10 @@ impl<B: PacketBuf> Engine<B> {
         if self.by_id.contains_key(&cfg.id) {
             return Err(ConfigError::DuplicateClient(cfg.id));
         }
-        if let Some(&other) = self.by_anchor.get(&cfg.anchor_addr) {
-            let id = self.clients[other].as_ref().map_or(cfg.id, |c| c.cfg.id);
+        if let Some(other) = self.by_anchor.get(&cfg.anchor_addr) {
+            let id = self.clients[other as usize]
+                .as_ref()
+                .map_or(cfg.id, |c| c.cfg.id);
             return Err(ConfigError::DuplicateAnchorAddress(id));
         }
         for d in &cfg.deliveries {
@@ -701,7 +705,7 @@ impl<B: PacketBuf> Engine<B> {
             cfg,
         };
         self.by_id.insert(client.cfg.id, slot);
-        self.by_anchor.insert(client.cfg.anchor_addr, slot);
+        self.by_anchor.insert(client.cfg.anchor_addr, slot as u32);
         if slot == self.clients.len() {
             self.clients.push(Some(client));
         } else {
@@ -723,7 +727,7 @@ impl<B: PacketBuf> Engine<B> {
         match (convergence, d.adaptation) {
             (_, Adaptation::UdpTunnel { .. }) => d
                 .remote
-                .is_some_and(|r| taken(self.by_udp.get(&(d.local, r)))),
+                .is_some_and(|r| taken(self.by_udp.get(&(d.local, r)).map(PathRef::get).as_ref())),
             (Convergence::Trailer, Adaptation::ClientNat) => {
                 d.client_addr.is_some_and(|a| taken(self.by_nat.get(&a)))
             }
@@ -756,8 +760,8 @@ impl<B: PacketBuf> Engine<B> {
             Some(PathKey::Udp(local, remote)) => {
                 *self.udp_locals.entry(local).or_insert(0) += 1;
                 if let Some(r) = remote {
-                    self.by_udp.insert((local, r), v);
-                    self.by_remote.entry(r).or_insert(v);
+                    self.by_udp.insert((local, r), PathRef::new(v));
+                    self.by_remote.insert_if_absent(r, PathRef::new(v));
                 }
             }
             Some(PathKey::Nat(Some(a))) => {
@@ -792,8 +796,12 @@ impl<B: PacketBuf> Engine<B> {
                     }
                 }
                 if let Some(r) = remote {
-                    remove_if(&mut self.by_udp, &(local, r), v);
-                    remove_if(&mut self.by_remote, &r, v);
+                    if self.by_udp.get(&(local, r)) == Some(PathRef::new(v)) {
+                        self.by_udp.remove(&(local, r));
+                    }
+                    if self.by_remote.get(&r) == Some(PathRef::new(v)) {
+                        self.by_remote.remove(&r);
+                    }
                 }
             }
             Some(PathKey::Nat(Some(a))) => remove_if(&mut self.by_nat, &a, v),

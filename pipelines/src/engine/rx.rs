@@ -60,7 +60,8 @@ impl<B: PacketBuf> Engine<B> {
         let mut sink = 0u64;
         for p in pkts.iter() {
             let hit = peek_udp_endpoints(p.data())
-                .and_then(|(src, dst)| self.by_udp.get(&(dst, src)).copied());
+                .and_then(|(src, dst)| self.by_udp.get(&(dst, src)))
+                .map(super::index::PathRef::get);
             if let Some((ci, pi)) = hit {
                 if let Some(c) = self.clients.get(ci).and_then(|c| c.as_ref()) {
                     sink = sink.wrapping_add(c.counters.rx_sdus);
@@ -176,7 +177,12 @@ impl<B: PacketBuf> Engine<B> {
                 .and_then(|c| c.paths.get(pi))
                 .is_some_and(|p| p.cfg.local == dst_s && p.remote == Some(src_s))
         });
-        if let Some((ci, pi)) = hint.or_else(|| self.by_udp.get(&(dst_s, src_s)).copied()) {
+        let found = || {
+            self.by_udp
+                .get(&(dst_s, src_s))
+                .map(super::index::PathRef::get)
+        };
+        if let Some((ci, pi)) = hint.or_else(found) {
             return self.rx_tunnel_payload(ci, pi, pkt, None, now, pool, out);
         }
         if !self.udp_locals.contains_key(&dst_s) {
@@ -187,7 +193,8 @@ impl<B: PacketBuf> Engine<B> {
         let Some(anchor) = self.inner_anchor(pkt.data()) else {
             return self.drop_buf(pool, pkt, DropReason::UnknownPeer);
         };
-        let found = self.by_anchor.get(&anchor).and_then(|&ci| {
+        let found = self.by_anchor.get(&anchor).and_then(|ci| {
+            let ci = ci as usize;
             let c = self.clients.get(ci)?.as_ref()?;
             let pi = c.paths.iter().position(|p| {
                 matches!(p.cfg.adaptation, Adaptation::UdpTunnel { .. }) && p.cfg.local == dst_s
@@ -239,9 +246,14 @@ impl<B: PacketBuf> Engine<B> {
                 found = self
                     .by_remote
                     .get(&src_s)
-                    .or_else(|| self.by_nat.get(&src_s.ip()))
-                    .map(|&(ci, pi)| (ci, Some(pi)))
-                    .or_else(|| self.by_anchor.get(&src_s.ip()).map(|&ci| (ci, None)));
+                    .map(super::index::PathRef::get)
+                    .or_else(|| self.by_nat.get(&src_s.ip()).copied())
+                    .map(|(ci, pi)| (ci, Some(pi)))
+                    .or_else(|| {
+                        self.by_anchor
+                            .get(&src_s.ip())
+                            .map(|ci| (ci as usize, None))
+                    });
             }
             Role::CMadp => {
                 // By our own endpoint the PDU was sent to.
@@ -306,7 +318,7 @@ impl<B: PacketBuf> Engine<B> {
             // AMBIGUITY (draft-04 §4.1): a pass-through PDU carries no path identity (its
             // addresses are the anchor connection's); we attribute it to the client's first
             // pass-through delivery connection.
-            let &ci = self.by_anchor.get(&client_side)?;
+            let ci = self.by_anchor.get(&client_side)? as usize;
             let c = self.clients.get(ci)?.as_ref()?;
             let pi = c
                 .paths
@@ -337,7 +349,7 @@ impl<B: PacketBuf> Engine<B> {
             return self.rx_gre(ci, pi, pkt, None, now, pool, out);
         }
         let found = self.inner_anchor(pkt.data()).and_then(|anchor| {
-            let &ci = self.by_anchor.get(&anchor)?;
+            let ci = self.by_anchor.get(&anchor)? as usize;
             let c = self.clients.get(ci)?.as_ref()?;
             if c.cfg.convergence != Convergence::Gre {
                 return None;

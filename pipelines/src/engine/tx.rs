@@ -39,7 +39,7 @@ impl<B: PacketBuf> Engine<B> {
                     Role::NMadp => info.dst,
                     Role::CMadp => info.src,
                 };
-                let ci = self.by_anchor.get(&anchor).copied();
+                let ci = self.by_anchor.get(&anchor).map(|ci| ci as usize);
                 (Ok(info), ci)
             }
             Err(e) => (Err(e.reason), None),
