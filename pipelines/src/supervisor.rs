@@ -206,6 +206,25 @@ fn unindex_rcid(
     }
 }
 
+/// Tells the engine when a path's usability changed.
+fn push_usable(
+    p: &mut SupPath,
+    client: ClientId,
+    usable: bool,
+    counters: &mut SupervisorCounters,
+    out: &mut Vec<Action>,
+) {
+    if p.pushed_usable != Some(usable) {
+        p.pushed_usable = Some(usable);
+        counters.usable_changes += 1;
+        out.push(Action::SetUsable {
+            client,
+            path: p.cfg.id,
+            usable,
+        });
+    }
+}
+
 /// The peer of `c` restarted at `at`: its receive flows start over, once per restart (every
 /// path reports the same one).
 fn note_restart(
@@ -668,15 +687,7 @@ impl Supervisor {
                     });
                 }
                 let usable = p.monitor.usable();
-                if p.pushed_usable != Some(usable) {
-                    p.pushed_usable = Some(usable);
-                    self.counters.usable_changes += 1;
-                    out.push(Action::SetUsable {
-                        client: id,
-                        path: p.cfg.id,
-                        usable,
-                    });
-                }
+                push_usable(p, id, usable, &mut self.counters, out);
                 if let Some(owd) = p.monitor.propagation_owd_ns() {
                     let moved = p
                         .pushed_owd
@@ -731,15 +742,7 @@ impl Supervisor {
                 }
                 let alive = t.saturating_sub(p.last_alive) <= silence;
                 let usable = alive || !any_alive;
-                if p.pushed_usable != Some(usable) {
-                    p.pushed_usable = Some(usable);
-                    self.counters.usable_changes += 1;
-                    out.push(Action::SetUsable {
-                        client: id,
-                        path: p.cfg.id,
-                        usable,
-                    });
-                }
+                push_usable(p, id, usable, &mut self.counters, out);
             }
         }
     }

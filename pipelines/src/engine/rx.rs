@@ -727,40 +727,29 @@ impl<B: PacketBuf> Engine<B> {
 /// right after the IP header, read without any check (the burst stage's look-up hint only;
 /// the packet is checked in full afterwards).
 pub(super) fn peek_udp_endpoints(d: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
-    match d.first()? >> 4 {
+    let port =
+        |o: usize| -> Option<u16> { Some(u16::from_be_bytes(d.get(o..o + 2)?.try_into().ok()?)) };
+    // (source address offset, address length, UDP header offset)
+    let (src_at, len, udp_at) = match d.first()? >> 4 {
         4 => {
             let ihl = usize::from(d[0] & 0x0f) * 4;
             if *d.get(9)? != PROTOCOL_UDP || ihl < 20 {
                 return None;
             }
-            let ip = |o: usize| -> Option<IpAddr> {
-                let b: [u8; 4] = d.get(o..o + 4)?.try_into().ok()?;
-                Some(IpAddr::from(b))
-            };
-            let port = |o: usize| -> Option<u16> {
-                Some(u16::from_be_bytes(d.get(o..o + 2)?.try_into().ok()?))
-            };
-            Some((
-                SocketAddr::new(ip(12)?, port(ihl)?),
-                SocketAddr::new(ip(16)?, port(ihl + 2)?),
-            ))
+            (12, 4, ihl)
         }
-        6 => {
-            if *d.get(6)? != PROTOCOL_UDP {
-                return None;
-            }
-            let ip = |o: usize| -> Option<IpAddr> {
-                let b: [u8; 16] = d.get(o..o + 16)?.try_into().ok()?;
-                Some(IpAddr::from(b))
-            };
-            let port = |o: usize| -> Option<u16> {
-                Some(u16::from_be_bytes(d.get(o..o + 2)?.try_into().ok()?))
-            };
-            Some((
-                SocketAddr::new(ip(8)?, port(40)?),
-                SocketAddr::new(ip(24)?, port(42)?),
-            ))
-        }
-        _ => None,
-    }
+        6 if *d.get(6)? == PROTOCOL_UDP => (8, 16, 40),
+        _ => return None,
+    };
+    let ip = |o: usize| -> Option<IpAddr> {
+        let b = d.get(o..o + len)?;
+        Some(match len {
+            4 => IpAddr::from(<[u8; 4]>::try_from(b).ok()?),
+            _ => IpAddr::from(<[u8; 16]>::try_from(b).ok()?),
+        })
+    };
+    Some((
+        SocketAddr::new(ip(src_at)?, port(udp_at)?),
+        SocketAddr::new(ip(src_at + len)?, port(udp_at + 2)?),
+    ))
 }
