@@ -791,6 +791,7 @@ mod tests {
             weight: 1,
             rate_bps: None,
             concatenation: false,
+            udp_checksum: false,
         }
     }
 

@@ -272,6 +272,8 @@ pub(crate) struct FileDelivery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_mbps: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_checksum: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trailer: Option<FileTrailer>,
 }
 

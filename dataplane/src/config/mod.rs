@@ -477,6 +477,9 @@ pub struct DeliveryConnection {
     pub weight: u16,
     /// Expected rate, for `delay-aware`.
     pub rate_mbps: Option<u32>,
+    /// Compute the outer UDP checksum of a UDP tunnel over IPv4 (default off: 0 = no
+    /// checksum, RFC 768; IPv6 always carries one).
+    pub udp_checksum: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -123,6 +123,10 @@ fn minimal_gets_defaults() {
     // Weight unset (0): weighted steering follows the paths' rates, else equal shares.
     assert_eq!((d.priority, d.weight), (0, 0));
     assert_eq!(d.trailer.uplink, TrailerFields(0x80 | 0x40 | 0x20 | 0x10));
+    // RFC 768 zero UDP checksum over IPv4 by default; computing it is a per-path option.
+    assert!(!d.udp_checksum);
+    let on = ok(&with("mtu = 1500", "mtu = 1500\nudp_checksum = true"));
+    assert!(on.clients[0].deliveries[0].udp_checksum);
 }
 
 #[test]
@@ -163,7 +167,7 @@ fn unknown_field_points_at_the_key() {
         err(&with("mtu = 1500", "mtux = 1500")),
         "bad.toml:25:1: field `client[0].delivery[0].mtux`: unknown field `mtux`, expected one of \
          `id`, `name`, `iface`, `adaptation`, `local`, `remote`, `mtu`, `priority`, `weight`, \
-         `rate_mbps`, `trailer`"
+         `rate_mbps`, `udp_checksum`, `trailer`"
     );
     assert_eq!(
         err(&with("[control]", "[control]\nport = 1")),

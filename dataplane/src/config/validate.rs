@@ -1074,6 +1074,7 @@ fn delivery(
         priority,
         weight,
         rate_mbps,
+        udp_checksum: d.udp_checksum.unwrap_or(false),
     }
 }
 
@@ -1480,6 +1481,7 @@ fn file_client(c: &Client) -> FileClient {
                 priority: Some(d.priority.into()),
                 weight: (d.weight > 0).then(|| d.weight.into()),
                 rate_mbps: d.rate_mbps.map(Into::into),
+                udp_checksum: d.udp_checksum.then_some(true),
                 trailer: (c.convergence == Convergence::Trailer).then(|| file_trailer(d.trailer)),
             })
             .collect(),

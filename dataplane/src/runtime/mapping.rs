@@ -230,6 +230,7 @@ pub fn delivery(
         rate_bps: d.rate_mbps.map(|m| u64::from(m) * 1_000_000),
         // draft-04 §4.2.3: concatenation needs First SDU Length in the trailers we send.
         concatenation: tx.contains(crate::config::TrailerField::Fsl),
+        udp_checksum: d.udp_checksum,
     })
 }
 

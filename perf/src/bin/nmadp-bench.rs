@@ -110,7 +110,8 @@ fn parse_args() -> Result<Args, String> {
         eal_mem: std::env::var("NMADP_EAL_MEM").unwrap_or_else(|_| "--no-huge -m 512".into()),
         setup_limit: 120.0,
         tag: String::new(),
-        udp_checksum: true,
+        // The product's default (DeliveryConfig::udp_checksum): 0 over IPv4.
+        udp_checksum: false,
         workers: 1,
         lcores: Vec::new(),
     };
@@ -360,9 +361,7 @@ fn worker(
                     pipelines::flow::steering::PathId(p),
                 );
                 engine.set_path_usable(c, p, true);
-                if !a.udp_checksum {
-                    engine.set_udp_checksum(c, p, false);
-                }
+                engine.set_udp_checksum(c, p, a.udp_checksum);
             }
             added = i + 1;
             if added & 1023 == 0 && t_setup.elapsed().as_secs_f64() > a.setup_limit {

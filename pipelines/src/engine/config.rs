@@ -167,6 +167,10 @@ pub struct DeliveryConfig {
     pub rate_bps: Option<u64>,
     /// Concatenate small SDUs of one flow within a burst (draft-04 §4.2.3, MAY).
     pub concatenation: bool,
+    /// Compute the outer UDP checksum of a UDP tunnel over IPv4. Off by default: 0 means "no
+    /// checksum" (RFC 768), as VXLAN and GTP-U deployments send, and computing it reads every
+    /// byte of the PDU. IPv6 tunnels always carry one (RFC 8200 §8.1).
+    pub udp_checksum: bool,
 }
 
 impl DeliveryConfig {
@@ -193,6 +197,7 @@ impl DeliveryConfig {
             weight: 1,
             rate_bps: None,
             concatenation: false,
+            udp_checksum: false,
         }
     }
 

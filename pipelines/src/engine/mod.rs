@@ -100,10 +100,6 @@ struct Path {
     remote: Option<SocketAddr>,
     /// IPv4 identification of the next outer header.
     ident: u16,
-    /// Compute the outer UDP checksum (UDP tunnel over IPv4); false sends 0 (RFC 768).
-    /// Set by [`Engine::set_udp_checksum`]; a runtime setting rather than a `DeliveryConfig`
-    /// field so that struct literals of `DeliveryConfig` elsewhere keep compiling.
-    udp_checksum: bool,
     usable: bool,
     owd_ns: Option<u64>,
     rate_bps: Option<u64>,
@@ -122,7 +118,6 @@ impl Path {
         Path {
             remote: cfg.remote,
             ident: 0,
-            udp_checksum: true,
             usable: false,
             owd_ns: None,
             rate_bps: None,
@@ -904,7 +899,6 @@ impl<B: PacketBuf> Engine<B> {
                 let mut n = Path::new(d, convergence);
                 n.remote = d.remote.or(learned);
                 n.ident = p.ident;
-                n.udp_checksum = p.udp_checksum;
                 n.usable = p.usable;
                 n.owd_ns = p.owd_ns;
                 n.rate_bps = p.rate_bps;
@@ -926,11 +920,12 @@ impl<B: PacketBuf> Engine<B> {
         Ok(())
     }
 
-    /// Whether the outer UDP checksum of a UDP-tunnel path over IPv4 is computed (the default)
-    /// or sent as 0, "no checksum" (RFC 768; our receive side accepts 0, as must any UDP
-    /// receiver). Computing it reads every byte of the PDU, the dominant per-byte cost of the
-    /// downlink. IPv6 tunnels always carry a checksum (RFC 8200 §8.1). Kept across
-    /// [`Engine::update_delivery`]. Returns false for an unknown client or path.
+    /// Whether the outer UDP checksum of a UDP-tunnel path over IPv4 is computed or sent as 0,
+    /// "no checksum" (the default, [`DeliveryConfig::udp_checksum`]; RFC 768: our receive side
+    /// accepts 0, as must any UDP receiver). Computing it reads every byte of the PDU, the
+    /// dominant per-byte cost of the downlink. IPv6 tunnels always carry a checksum (RFC 8200
+    /// §8.1). A later [`Engine::update_delivery`] takes its configuration's setting. Returns
+    /// false for an unknown client or path.
     pub fn set_udp_checksum(&mut self, client: ClientId, path: PathId, enabled: bool) -> bool {
         let Some(c) = self.client_mut(client) else {
             return false;
@@ -938,7 +933,7 @@ impl<B: PacketBuf> Engine<B> {
         let Some(pi) = c.path_index(path) else {
             return false;
         };
-        c.paths[pi].udp_checksum = enabled;
+        c.paths[pi].cfg.udp_checksum = enabled;
         true
     }
 

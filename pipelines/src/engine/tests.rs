@@ -182,7 +182,7 @@ fn s4_1_udp_tunnel_outer_header_uses_path_endpoints_and_incrementing_ident() {
 }
 
 #[test]
-fn s4_1_udp_checksum_can_be_disabled_per_path_and_the_peer_accepts_zero() {
+fn s4_1_udp_checksum_is_off_by_default_can_be_enabled_per_path_and_the_peer_accepts_zero() {
     let (mut n, mut c) = pair(
         Convergence::Trailer,
         Adaptation::UdpTunnel {
@@ -190,7 +190,7 @@ fn s4_1_udp_checksum_can_be_disabled_per_path_and_the_peer_accepts_zero() {
         },
     );
     let (cid, wifi) = (n.client_ids()[0], PathId(1));
-    assert!(n.set_udp_checksum(cid, wifi, false));
+    // Off by default (DeliveryConfig::udp_checksum): the first PDU goes out with 0.
     assert!(!n.set_udp_checksum(cid, PathId(99), false));
     let mut pool = HeapPool::default();
     let mut out = Vec::new();

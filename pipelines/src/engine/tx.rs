@@ -462,7 +462,13 @@ impl<B: PacketBuf> Engine<B> {
             (_, Adaptation::UdpTunnel { .. }) => match p.remote {
                 Some(remote) => {
                     p.ident = p.ident.wrapping_add(1);
-                    adapt::push_udp_ip_with(&mut buf, p.cfg.local, remote, p.ident, p.udp_checksum)
+                    adapt::push_udp_ip_with(
+                        &mut buf,
+                        p.cfg.local,
+                        remote,
+                        p.ident,
+                        p.cfg.udp_checksum,
+                    )
                 }
                 None => Err(DropReason::NoRemote),
             },

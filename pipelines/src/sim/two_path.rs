@@ -143,6 +143,8 @@ pub struct SimConfig {
     /// Trailer fields negotiated on every path, both directions.
     pub trailer: TrailerFields,
     pub concatenation: bool,
+    /// Outer UDP checksums on IPv4 tunnels ([`DeliveryConfig::udp_checksum`]).
+    pub udp_checksum: bool,
     pub flows: Vec<FlowSpec>,
     pub traffic_classes: Vec<TcRule>,
     /// Sources stop at this time; the run continues until `drain_ns` later.
@@ -212,6 +214,7 @@ impl SimConfig {
                     | crate::wire::mx_trailer::flags::SEQUENCE_NUMBER,
             ),
             concatenation: false,
+            udp_checksum: false,
             flows: Vec::new(),
             traffic_classes: Vec::new(),
             duration_ns: 1000 * MS,
@@ -539,6 +542,7 @@ fn client_config(cfg: &SimConfig, addr: &Addresses, role: Role) -> ClientConfig 
                 weight: p.weight,
                 rate_bps: (rate > 0).then_some(rate),
                 concatenation: cfg.concatenation,
+                udp_checksum: cfg.udp_checksum,
             }
         })
         .collect();
