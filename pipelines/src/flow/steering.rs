@@ -275,6 +275,9 @@ struct Slot {
     queue: u128,
     last_drain: Instant,
     counters: PathCounters,
+    /// Effective weight (weighted and per-flow modes): the configured weight, or the rate when
+    /// no usable path has a weight, 0 when unusable ([`Steering::refresh_weights`]).
+    weight: u32,
 }
 
 impl Slot {
@@ -346,6 +349,7 @@ impl Steering {
     pub fn set_path(&mut self, id: PathId, params: PathParams) -> Result<(), PathTableFull> {
         if let Some(s) = self.slot_mut(id) {
             s.params = params;
+            self.refresh_weights();
             return Ok(());
         }
         let i = match self.slots.iter().position(Option::is_none) {
@@ -365,7 +369,9 @@ impl Steering {
             queue: 0,
             last_drain: 0,
             counters: PathCounters::default(),
+            weight: 0,
         });
+        self.refresh_weights();
         Ok(())
     }
 
@@ -379,6 +385,7 @@ impl Steering {
                     s.current = 0;
                 }
                 s.usable = usable;
+                self.refresh_weights();
                 true
             }
             None => false,
@@ -400,6 +407,7 @@ impl Steering {
                     .iter()
                     .rposition(Option::is_some)
                     .map_or(0, |i| i + 1);
+                self.refresh_weights();
                 true
             }
             None => false,
@@ -503,6 +511,17 @@ impl Steering {
     /// usable path could carry.
     /// Weights of the usable paths: as configured; when none is set, in proportion to their
     /// rates (kbit/s) if every usable path has one, else equal.
+    /// Recomputes every slot's effective weight (on a change of parameters or usability, not
+    /// per packet).
+    fn refresh_weights(&mut self) {
+        let w = self.effective_weights();
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if let Some(s) = s {
+                s.weight = w.get(i).copied().unwrap_or(0);
+            }
+        }
+    }
+
     fn effective_weights(&self) -> [u32; MAX_PATHS] {
         let mut w = [0u32; MAX_PATHS];
         let mut any = false;
@@ -531,17 +550,16 @@ impl Steering {
     fn select_weighted(&mut self) -> Selection {
         // Smooth weighted round robin (nginx ngx_http_upstream_get_peer): every candidate gains
         // its weight, the largest current weight wins (first on ties) and pays the total.
-        let w = self.effective_weights();
         let mut total: i64 = 0;
         let mut best: Option<usize> = None;
         let mut best_current = i64::MIN;
         for (i, s) in self.live_mut().iter_mut().enumerate() {
             let Some(s) = s else { continue };
-            if w[i] == 0 {
+            if s.weight == 0 {
                 continue;
             }
-            s.current = s.current.saturating_add(i64::from(w[i]));
-            total += i64::from(w[i]);
+            s.current = s.current.saturating_add(i64::from(s.weight));
+            total += i64::from(s.weight);
             if s.current > best_current {
                 best_current = s.current;
                 best = Some(i);
@@ -593,14 +611,12 @@ impl Steering {
         // Weighted rendezvous hashing (Schindelhauer & Schomaker): score = w / -ln(u) with u a
         // uniform hash of (flow, path). A flow's winner changes only if the winner leaves or a
         // new path beats it, so removing one path moves only that path's flows.
-        let w = self.effective_weights();
         let mut best: Option<(f64, PathId)> = None;
-        for (i, s) in self.slots.iter().enumerate() {
-            let Some(s) = s else { continue };
-            if w[i] == 0 {
+        for s in self.slots.iter().flatten() {
+            if s.weight == 0 {
                 continue;
             }
-            let score = hrw_score(flow_hash, s.id, w[i]);
+            let score = hrw_score(flow_hash, s.id, s.weight);
             if !matches!(best, Some((b, _)) if b >= score) {
                 best = Some((score, s.id));
             }
