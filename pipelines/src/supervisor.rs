@@ -138,6 +138,20 @@ pub enum Action {
     ResetRxFlows { client: ClientId },
 }
 
+impl Action {
+    /// The client the action is for.
+    pub fn client(&self) -> ClientId {
+        match *self {
+            Action::SendControl { client, .. }
+            | Action::SetUsable { client, .. }
+            | Action::SetEstimates { client, .. }
+            | Action::UpdateDelivery { client, .. }
+            | Action::RemoteLearnt { client, .. }
+            | Action::ResetRxFlows { client } => client,
+        }
+    }
+}
+
 /// A control PDU as the engine handed it out (`Output::Control`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ControlInput {

@@ -194,14 +194,7 @@ impl SlowPath {
     /// The supervisor's actions, as commands for the client's owner.
     fn apply_actions(&mut self, actions: &mut Vec<Action>) {
         for a in actions.drain(..) {
-            let client = match a {
-                Action::SendControl { client, .. }
-                | Action::SetUsable { client, .. }
-                | Action::SetEstimates { client, .. }
-                | Action::UpdateDelivery { client, .. }
-                | Action::RemoteLearnt { client, .. }
-                | Action::ResetRxFlows { client } => client,
-            };
+            let client = a.client();
             let Some(owner) = self.clients.get(&client).map(|c| c.owner) else {
                 continue;
             };

@@ -117,6 +117,16 @@ impl<K: CompactKey, V: Copy> CompactMap<K, V> {
         inserted
     }
 
+    /// Removes the key only while it still maps to `v` (another owner's entry stays).
+    pub(crate) fn remove_if(&mut self, k: &K, v: V)
+    where
+        V: PartialEq,
+    {
+        if self.get(k) == Some(v) {
+            self.remove(k);
+        }
+    }
+
     pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
         match k.v4() {
             Some(p) => self.v4.remove(&p),

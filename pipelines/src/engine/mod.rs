@@ -291,6 +291,17 @@ pub struct PathStats {
     pub remote: Option<SocketAddr>,
 }
 
+/// Counts a drop attributed to a client. Its counters are allocated on its first attributed
+/// drop: most clients never have one, and 41 counters are 328 bytes.
+fn count_client_drop(drops: &mut Option<Box<[u64; DropReason::COUNT]>>, reason: DropReason) {
+    if let Some(n) = drops
+        .get_or_insert_with(|| Box::new([0; DropReason::COUNT]))
+        .get_mut(reason as usize)
+    {
+        *n += 1;
+    }
+}
+
 /// Where the indexes file a path (`Engine::index_path`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PathKey {
@@ -602,19 +613,8 @@ impl<B: PacketBuf> Engine<B> {
     /// Counts a drop of the client in slot `ci` whose buffer is already freed.
     fn count_for(&mut self, ci: usize, reason: DropReason) {
         self.counters.drop(reason);
-        if let Some(n) = self
-            .clients
-            .get_mut(ci)
-            .and_then(|c| c.as_mut())
-            .and_then(|c| {
-                // Allocated on the client's first attributed drop: most clients never have one,
-                // and 41 counters are 328 bytes.
-                c.drops
-                    .get_or_insert_with(|| Box::new([0; DropReason::COUNT]))
-                    .get_mut(reason as usize)
-            })
-        {
-            *n += 1;
+        if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) {
+            count_client_drop(&mut c.drops, reason);
         }
     }
 
@@ -791,12 +791,8 @@ impl<B: PacketBuf> Engine<B> {
                     }
                 }
                 if let Some(r) = remote {
-                    if self.by_udp.get(&(local, r)) == Some(PathRef::new(v)) {
-                        self.by_udp.remove(&(local, r));
-                    }
-                    if self.by_remote.get(&r) == Some(PathRef::new(v)) {
-                        self.by_remote.remove(&r);
-                    }
+                    self.by_udp.remove_if(&(local, r), PathRef::new(v));
+                    self.by_remote.remove_if(&r, PathRef::new(v));
                 }
             }
             Some(PathKey::Nat(Some(a))) => remove_if(&mut self.by_nat, &a, v),
@@ -1113,13 +1109,6 @@ impl<B: PacketBuf> Engine<B> {
             n += 1;
         }
         out.truncate(n);
-    }
-
-    /// Path IDs of a client.
-    pub fn path_ids(&self, client: ClientId) -> Vec<PathId> {
-        self.client_ref(client)
-            .map(|c| c.paths.iter().map(|p| p.cfg.id).collect())
-            .unwrap_or_default()
     }
 
     /// Last time a data PDU arrived on a path (`Some(0)`: never), for the slow path.

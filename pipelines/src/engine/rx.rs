@@ -407,10 +407,7 @@ impl<B: PacketBuf> Engine<B> {
     }
 
     pub(super) fn rebind(&mut self, ci: usize, pi: usize, from: SocketAddr) {
-        let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
-            return;
-        };
-        if pi >= c.paths.len() {
+        if pi >= self.path_count(ci) {
             return;
         }
         // O(1): the path's old key out, the new one in.
@@ -710,12 +707,7 @@ impl<B: PacketBuf> Engine<B> {
                 pool.free(b);
             }
             ec.drop(reason);
-            if let Some(n) = cd
-                .get_or_insert_with(|| Box::new([0; DropReason::COUNT]))
-                .get_mut(reason as usize)
-            {
-                *n += 1;
-            }
+            super::count_client_drop(cd, reason);
         }
         if outcome == PushOutcome::Buffered {
             self.mark_held(ci);

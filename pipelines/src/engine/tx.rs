@@ -49,9 +49,9 @@ impl<B: PacketBuf> Engine<B> {
     /// Reads a word of each client's hot state the burst will use, so that the cache misses of
     /// the burst's clients overlap (independent loads) instead of following one another packet
     /// by packet; returns a value only so the loads are not optimised away.
-    fn touch_clients(&self) -> u64 {
+    fn touch_clients(&self, burst: &[(Result<PacketInfo, DropReason>, Option<usize>)]) -> u64 {
         let mut sink = 0u64;
-        for &(_, ci) in &self.burst_info {
+        for &(_, ci) in burst {
             let Some(c) = ci
                 .and_then(|ci| self.clients.get(ci))
                 .and_then(|c| c.as_ref())
@@ -89,9 +89,7 @@ impl<B: PacketBuf> Engine<B> {
         let mut info = core::mem::take(&mut self.burst_info);
         info.clear();
         info.extend(pkts.iter().map(|p| self.classify_one(p)));
-        self.burst_info = info;
-        core::hint::black_box(self.touch_clients());
-        let mut info = core::mem::take(&mut self.burst_info);
+        core::hint::black_box(self.touch_clients(&info));
         for (pkt, (parsed, ci)) in pkts.drain(..).zip(info.drain(..)) {
             self.anchor_one(pkt, parsed, ci, now, pool, out, true);
         }

@@ -562,8 +562,8 @@ impl TwoPathSim {
     pub fn new(cfg: SimConfig) -> Self {
         let addr = Addresses::new(cfg.ipv6);
         let client = ClientId(7);
-        let (mut nmadp, n_sup) = Self::node(&cfg, &addr, Role::NMadp, 0);
-        let (mut cmadp, c_sup) = Self::node(&cfg, &addr, Role::CMadp, 0);
+        let (nmadp, n_sup) = Self::node(&cfg, &addr, Role::NMadp, 0);
+        let (cmadp, c_sup) = Self::node(&cfg, &addr, Role::CMadp, 0);
         let paths = cfg
             .paths
             .iter()
@@ -573,15 +573,6 @@ impl TwoPathSim {
                 up: EmulatedLink::with_capacity(p.up, 4096),
             })
             .collect();
-        if !cfg.slow_path {
-            for p in &cfg.paths {
-                nmadp.set_path_usable(client, p.id, true);
-                cmadp.set_path_usable(client, p.id, true);
-                let owd = p.down.delay_ns;
-                nmadp.set_path_estimates(client, p.id, owd, None);
-                cmadp.set_path_estimates(client, p.id, p.up.delay_ns, None);
-            }
-        }
         let sources = cfg
             .flows
             .iter()
@@ -658,6 +649,7 @@ impl TwoPathSim {
             ..EngineConfig::new(role, addr.control)
         });
         let client = client_config(cfg, addr, role);
+        let id = client.id;
         let mut sup = Supervisor::new(SupervisorConfig {
             silence_ns: match role {
                 Role::CMadp => cfg.cmadp_detection_ns,
@@ -666,9 +658,20 @@ impl TwoPathSim {
             ..SupervisorConfig::new(role, cfg.monitor, cfg.keepalive_ns)
         });
         if cfg.slow_path {
-            sup.add_client(client.id, &client.deliveries, now);
+            sup.add_client(id, &client.deliveries, now);
         }
         engine.add_client(client).expect("valid client");
+        if !cfg.slow_path {
+            // Without a slow path every path is usable, with its link's one-way delay.
+            for p in &cfg.paths {
+                let link = match role {
+                    Role::NMadp => p.down,
+                    Role::CMadp => p.up,
+                };
+                engine.set_path_usable(id, p.id, true);
+                engine.set_path_estimates(id, p.id, link.delay_ns, None);
+            }
+        }
         (engine, sup)
     }
 
@@ -841,16 +844,6 @@ impl TwoPathSim {
                         self.restarts.1 += 1;
                         self.cmadp = engine;
                         self.c_sup = sup;
-                    }
-                    if !self.cfg.slow_path {
-                        for p in &self.cfg.paths {
-                            let e = if nmadp {
-                                &mut self.nmadp
-                            } else {
-                                &mut self.cmadp
-                            };
-                            e.set_path_usable(self.client, p.id, true);
-                        }
                     }
                 }
             }
