@@ -61,6 +61,7 @@ ip netns exec "tb-$NAME-server" iperf3 -s -1 -p 5999 >/dev/null 2>&1 &
 sleep 0.5
 args=(-c 10.71.3.2 -p 5999 -t "$SECS" -i 0.5 -J)
 [ "$DIR" = R ] && args+=(-R)
+[ -n "${CC:-}" ] && args+=(-C "$CC")
 ip netns exec "tb-$NAME-client" timeout $((SECS + 10)) iperf3 "${args[@]}" >"$OUT/iperf.json" 2>&1 &
 IP=$!
 for i in $(seq $((SECS * 2))); do

@@ -344,9 +344,9 @@ pub struct Defaults {
     pub reorder: Reorder,
     pub reassembly: Reassembly,
     pub probe: Probe,
-    /// Weighted steering holds each path back by how much faster it is than the slowest
-    /// (one-way delays from the path monitor), so that every packet sees one delay (default
-    /// true; see `pipelines::engine::EngineConfig::delay_compensation`).
+    /// Weighted and delay-aware steering hold each path back by how much faster it is than
+    /// the slowest (one-way delays from the path monitor), so that every packet sees one delay
+    /// (default true; see `pipelines::engine::EngineConfig::delay_compensation`).
     pub delay_compensation: bool,
     /// PDUs the delay-compensation line holds per worker at most, 0..=1048576 (default 65536);
     /// past it a PDU is sent at once and counted (`delay_overflow`).

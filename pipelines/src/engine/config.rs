@@ -62,6 +62,9 @@ pub struct EngineConfig {
     /// window from that minimum and collapses). With compensation, each path is held back by
     /// how much faster it is than the slowest (one-way delays from the path monitor): PDUs
     /// before sending, received packets before release, so every packet sees one delay.
+    /// Delay-aware steering is compensated the same way (its earliest-delivery model put a
+    /// flow that fits on the fastest path there alone: the same minimum-RTT trap, one BBR flow
+    /// stayed near that path's rate) and models each path with its delay plus its hold.
     pub delay_compensation: bool,
     /// Most PDUs the delay-compensation line holds (engine-wide); past it a PDU is sent at
     /// once and counted in `delay_overflow`.

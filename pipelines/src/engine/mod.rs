@@ -114,6 +114,13 @@ struct Path {
 }
 
 impl Path {
+    /// Steering's view of this path: the delay it models is the one-way delay plus the
+    /// delay-compensation hold, what a PDU sent over it really takes.
+    fn steering_params(&self) -> PathParams {
+        let owd = self.owd_ns.map(|o| o.saturating_add(self.hold_ns));
+        path_params(&self.cfg, owd, self.rate_bps)
+    }
+
     fn new(cfg: DeliveryConfig, convergence: Convergence) -> Path {
         Path {
             remote: cfg.remote,
@@ -501,25 +508,36 @@ impl<B: PacketBuf> Engine<B> {
     }
 
     /// Recomputes the delay-compensation holds of a client's paths (see `Path::hold_ns`): in
-    /// weighted steering with delay compensation on and at least two usable paths with a
-    /// one-way-delay estimate, each such path holds `max OWD - its OWD`; otherwise 0.
+    /// weighted or delay-aware steering with delay compensation on and at least two usable
+    /// paths with a one-way-delay estimate, each such path holds `max OWD - its OWD`; otherwise
+    /// 0. Delay-aware steering then models every held path with the delay it will really have
+    /// (its OWD plus its hold), so it chooses by queueing alone.
     fn update_holds(&mut self, ci: usize) {
         let on = self.cfg.delay_compensation;
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
             return;
         };
-        let weighted = c.cfg.steering == SteeringMode::Weighted;
+        let mode = c.cfg.steering;
+        let compensated = matches!(mode, SteeringMode::Weighted | SteeringMode::DelayAware);
         let known = || c.paths.iter().filter(|p| p.usable).filter_map(|p| p.owd_ns);
         let n = known().count();
         let max = known().max().unwrap_or(0);
         let before = c.paths.iter().filter(|p| p.hold_ns > 0).count();
         for p in &mut c.paths {
-            p.hold_ns = match p.owd_ns {
-                Some(o) if on && weighted && n >= 2 && p.usable => {
+            let hold = match p.owd_ns {
+                Some(o) if on && compensated && n >= 2 && p.usable => {
                     max.saturating_sub(o).min(MAX_HOLD_NS)
                 }
                 _ => 0,
             };
+            let changed = hold != p.hold_ns;
+            p.hold_ns = hold;
+            if changed {
+                let params = p.steering_params();
+                for t in &mut c.tcs {
+                    let _ = t.steering.set_path(p.cfg.id, params);
+                }
+            }
         }
         let after = c.paths.iter().filter(|p| p.hold_ns > 0).count();
         self.holding_paths = (self.holding_paths + after).saturating_sub(before);
@@ -905,7 +923,7 @@ impl<B: PacketBuf> Engine<B> {
             None => c.paths.push(Path::new(d, convergence)),
         }
         let p = c.paths.iter().find(|p| p.cfg.id == d.id);
-        let params = p.map(|p| path_params(&p.cfg, p.owd_ns, p.rate_bps));
+        let params = p.map(|p| p.steering_params());
         for t in &mut c.tcs {
             if let Some(params) = params {
                 let _ = t.steering.set_path(d.id, params);
@@ -977,7 +995,7 @@ impl<B: PacketBuf> Engine<B> {
         // The live weight lives in the path's copy of its configuration so that
         // `set_path_estimates` (which rebuilds the steering parameters) keeps it.
         p.cfg.weight = weight;
-        let params = path_params(&p.cfg, p.owd_ns, p.rate_bps);
+        let params = p.steering_params();
         for t in &mut c.tcs {
             let _ = t.steering.set_path(path, params);
         }
@@ -1004,7 +1022,7 @@ impl<B: PacketBuf> Engine<B> {
         if rate_bps.is_some() {
             p.rate_bps = rate_bps;
         }
-        let params = path_params(&p.cfg, p.owd_ns, p.rate_bps);
+        let params = p.steering_params();
         for t in &mut c.tcs {
             let _ = t.steering.set_path(path, params);
         }

@@ -916,6 +916,47 @@ fn delay_compensation_holds_the_faster_path_back_by_the_owd_difference() {
     assert_eq!(e.tx_deadline(), None);
 }
 
+/// Delay-aware steering with compensation: the faster path is held to the slower one's delay
+/// and steering models it with that delay, so it splits by queueing (both paths carry data)
+/// instead of putting everything on the faster path, whose TCP minimum RTT would then be far
+/// below the aggregate's (the BBR collapse of weighted steering, perf/RESULTS.md).
+#[test]
+fn delay_aware_with_compensation_splits_by_queueing_at_the_slowest_delay() {
+    let run = |compensation: bool| {
+        let mut cfg = EngineConfig::new(Role::NMadp, sa(CONTROL));
+        cfg.delay_compensation = compensation;
+        let mut e = two_path_nmadp_with(cfg);
+        assert!(e.set_steering(ClientId(7), None, SteeringMode::DelayAware));
+        let mut pool = HeapPool::default();
+        // Equal rates (10 Mbit/s), path 1 40 ms faster one way.
+        assert!(e.set_path_estimates(ClientId(7), PathId(1), 20 * MS, Some(10_000_000)));
+        assert!(e.set_path_estimates(ClientId(7), PathId(2), 60 * MS, Some(10_000_000)));
+        let mut out = Vec::new();
+        for i in 0..8 {
+            let s = down_sdu(&mut pool, i, 1000);
+            e.from_anchor(s, 0, &mut pool, &mut out);
+        }
+        let now = deliveries_per_path(&out);
+        out.clear();
+        e.poll(40 * MS, &mut pool, &mut out);
+        (now, deliveries_per_path(&out), e.tx_deadline())
+    };
+    // Off: 8 kB is 6.4 ms of queue at 10 Mbit/s, far below the 40 ms difference: all on path 1.
+    assert_eq!(run(false), ([8, 0], [0, 0], None));
+    // On: both paths model 60 ms; they alternate, path 1's half waits its 40 ms hold.
+    assert_eq!(run(true), ([0, 4], [4, 0], None));
+}
+
+fn deliveries_per_path(out: &[Output<HeapBuf>]) -> [usize; 2] {
+    let mut n = [0; 2];
+    for o in out {
+        if let Output::Delivery { path, .. } = o {
+            n[usize::from(path.0) - 1] += 1;
+        }
+    }
+    n
+}
+
 #[test]
 fn delay_compensation_can_be_turned_off() {
     let mut cfg = EngineConfig::new(Role::NMadp, sa(CONTROL));

@@ -10,7 +10,8 @@
 //! * `active-standby`: the usable path with the lowest priority number;
 //! * `weighted`: smooth weighted round robin (as in nginx) per packet over usable paths;
 //! * `delay-aware`: the usable path with the earliest estimated delivery time
-//!   `now + owd + (queued + packet bytes) / rate`, with a per-path queue that drains at the rate;
+//!   `now + owd + (queued + packet bytes) / rate`, with a per-path queue that drains at the rate
+//!   (the engine gives as `owd` a path's one-way delay plus its delay-compensation hold);
 //! * `duplicate`: every usable path;
 //! * `per-flow`: weighted rendezvous (HRW) hashing of a caller-computed 32-bit flow hash.
 //!
