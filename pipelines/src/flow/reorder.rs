@@ -1471,16 +1471,12 @@ mod tests {
         let mut b = new_buf(64, 10 * MS);
         let mut got = vec![];
         let live = 0b11;
-        let fast = |hold_ns| Via {
-            path: 0,
-            live,
-            hold_ns,
-        };
+        let fast = |hold_ns| via_on(0, hold_ns);
         let slow = Via {
-            path: 1,
-            live,
             hold_ns: 0,
+            ..fast(0)
         };
+        let slow = Via { path: 1, ..slow };
         // SN 0 and 1 over the fast path, held 40 ms; SN 1 waits behind 0 (no gap).
         b.push_via(Sn16(0), 0, 0, Some(fast(40 * MS)), |s, _| got.push(s.0));
         b.push_via(Sn16(1), 1, MS, Some(fast(40 * MS)), |s, _| got.push(s.0));
@@ -1499,16 +1495,21 @@ mod tests {
         assert_eq!(b.stats().gaps_skipped, 1);
     }
 
+    /// Arrival over path `path` of two live paths, held `hold_ns` for equalisation.
+    fn via_on(path: usize, hold_ns: u64) -> Via {
+        Via {
+            path,
+            live: 0b11,
+            hold_ns,
+        }
+    }
+
     #[test]
     fn equalisation_holds_the_fast_paths_packets_to_the_slow_paths_delay() {
         let mut b = new_buf(64, 1000 * MS);
         let mut got = vec![];
         let live = 0b11;
-        let fast = |hold_ns| Via {
-            path: 0,
-            live,
-            hold_ns,
-        };
+        let fast = |hold_ns| via_on(0, hold_ns);
         // SN 0 over the fast path (40 ms faster): in order, yet held 40 ms.
         let o = b.push_via(Sn16(0), 0, 0, Some(fast(40 * MS)), |s, _| got.push(s.0));
         assert_eq!(o, PushOutcome::Buffered);
