@@ -517,8 +517,10 @@ impl<B: PacketBuf> Engine<B> {
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
             return;
         };
-        let mode = c.cfg.steering;
-        let compensated = matches!(mode, SteeringMode::Weighted | SteeringMode::DelayAware);
+        let compensated = matches!(
+            c.cfg.steering,
+            SteeringMode::Weighted | SteeringMode::DelayAware
+        );
         let known = || c.paths.iter().filter(|p| p.usable).filter_map(|p| p.owd_ns);
         let n = known().count();
         let max = known().max().unwrap_or(0);

@@ -682,14 +682,13 @@ fn two_path_nmadp_with(engine: EngineConfig) -> Engine<HeapBuf> {
 
 fn paths_used(e: &mut Engine<HeapBuf>, pool: &mut HeapPool, from: u64, n: u64) -> [usize; 2] {
     let mut out = Vec::new();
-    let mut used = [0; 2];
     for i in from..from + n {
         let s = down_sdu(pool, i, 100);
         e.from_anchor(s, 0, pool, &mut out);
     }
+    let used = deliveries_per_path(&out);
     for o in out.drain(..) {
-        if let Output::Delivery { path, pkt, .. } = o {
-            used[usize::from(path.0) - 1] += 1;
+        if let Output::Delivery { pkt, .. } = o {
             pool.free(pkt);
         }
     }

@@ -535,7 +535,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
             }
             // A packet held for delay equalisation at the head is not a gap: wait for it
             // (its release drains the run behind it).
-            if matches!(self.slots.get(self.slot_index(0)), Some(Some((_, at))) if *at > self.now) {
+            if self.head_waits() {
                 break;
             }
             self.stats.timeouts += 1;
@@ -717,6 +717,12 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
         self.release_head(held, out);
     }
 
+    /// Whether the head is a packet held for delay equalisation whose release time has not
+    /// come (present, not missing: no give-up may release it).
+    fn head_waits(&self) -> bool {
+        matches!(self.slots.get(self.slot_index(0)), Some(Some((_, at))) if *at > self.now)
+    }
+
     /// Release the held run starting at the head (each item once its release time, if any,
     /// has come).
     fn drain(&mut self, out: &mut impl FnMut(S, T)) {
@@ -752,9 +758,7 @@ impl<T, S: SeqSpace> ReorderBuffer<T, S> {
         let n = n as u64;
         let visit = n.min(self.window as u64);
         for _ in 0..visit {
-            if respect_holds
-                && matches!(self.slots.get(self.slot_index(0)), Some(Some((_, at))) if *at > self.now)
-            {
+            if respect_holds && self.head_waits() {
                 return true;
             }
             self.advance_one(out);
@@ -1472,11 +1476,7 @@ mod tests {
         let mut got = vec![];
         let live = 0b11;
         let fast = |hold_ns| via_on(0, hold_ns);
-        let slow = Via {
-            hold_ns: 0,
-            ..fast(0)
-        };
-        let slow = Via { path: 1, ..slow };
+        let slow = via_on(1, 0);
         // SN 0 and 1 over the fast path, held 40 ms; SN 1 waits behind 0 (no gap).
         b.push_via(Sn16(0), 0, 0, Some(fast(40 * MS)), |s, _| got.push(s.0));
         b.push_via(Sn16(1), 1, MS, Some(fast(40 * MS)), |s, _| got.push(s.0));
