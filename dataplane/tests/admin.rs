@@ -14,7 +14,7 @@ use std::time::Duration;
 use dataplane::admin::metrics::check_exposition;
 use dataplane::admin::protocol::{
     ClientInfo, CounterRow, CounterScope, CounterSet, DropCounts, LatencyInfo, PathInfo,
-    PathStateName, Removed, Response, Status, SteeringInfo, PROTOCOL_VERSION,
+    PathStateName, Removed, Response, Sequencing, Status, SteeringInfo, PROTOCOL_VERSION,
 };
 use dataplane::admin::server::ServerOptions;
 use dataplane::admin::{AdminBackend, AdminServer, ServerError};
@@ -53,6 +53,13 @@ fn counters_for(seed: u64) -> CounterSet {
         handoffs_out: seed,
         ring_full: 0,
         drops: DropCounts::from_array(&a),
+        sequencing: Sequencing {
+            delivered: 80 * seed,
+            reordered: 3 * seed,
+            timeouts: seed,
+            max_depth: 7 * seed,
+            ..Sequencing::default()
+        },
     }
 }
 
@@ -758,6 +765,22 @@ fn counters_include_every_drop_reason_in_every_scope_and_form() {
         head.split_whitespace().collect::<Vec<_>>(),
         ["COUNTER", "bob/wifi", "bob/lte", "TOTAL"]
     );
+    // Sequencing counters: per worker and per client, not per path.
+    let rows: Vec<CounterRow> = ctl_json(&path, &["counters", "clients"]);
+    assert!(rows.iter().any(|r| r.counters.sequencing.timeouts > 0));
+    for scope in ["workers", "clients"] {
+        let t = ctl_ok(&path, &["counters", scope]);
+        for k in [
+            "seq delivered",
+            "seq timeouts",
+            "seq equalized",
+            "seq max_depth",
+        ] {
+            assert!(t.lines().any(|l| l.starts_with(k)), "{scope}: {k}\n{t}");
+        }
+    }
+    let t = ctl_ok(&path, &["counters", "paths"]);
+    assert!(!t.contains("seq "), "{t}");
     let np = h.lines().find(|l| l.starts_with("drop no_path")).unwrap();
     assert_eq!(
         np.split_whitespace().collect::<Vec<_>>(),
@@ -803,6 +826,9 @@ fn metrics_are_valid_prometheus_text_with_every_reason() {
     assert!(text.contains("nmadp_path_srtt_seconds{client=\"alice\",path=\"wifi\"} 0.0125\n"));
     assert!(text.contains("nmadp_latency_seconds_count{metric=\"burst\",worker=\"0\"} 10000\n"));
     assert!(text.contains("quantile=\"0.99\""));
+    assert!(text.contains("# TYPE nmadp_client_seq_timeouts_total counter\n"));
+    assert!(text.contains("# TYPE nmadp_worker_seq_max_depth gauge\n"));
+    assert!(!text.contains("nmadp_path_seq_"));
     assert!(text.contains("nmadp_latency_seconds{metric=\"burst\",quantile=\"1\"} 0.001"));
     // --json carries the same text as one JSON string.
     let j: String = ctl_json(&path, &["metrics"]);

@@ -5,6 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dataplane::admin::protocol::CounterScope;
+use dataplane::admin::AdminBackend;
 use dataplane::config::Config;
 use dataplane::ports::ring::{ring_pair, RingPort};
 use dataplane::ports::{BufPool, HeapPool, Port, PortStats};
@@ -481,6 +483,17 @@ fn back_to_back_in_order_exactly_once_both_directions() {
         "{:?}",
         cs.paths
     );
+    // The admin view of alice's receive sequencing: every uplink SDU went through her
+    // reorder buffer (in order or after a wait), nothing given up on, none duplicated; the
+    // owner's worker row sums its clients'.
+    let rows = AdminBackend::counters(&tb.nmadp, CounterScope::Clients, Some("alice")).unwrap();
+    let q = rows[0].counters.sequencing;
+    assert!(q.delivered >= 2000, "{q:?}");
+    assert_eq!(q.in_order + q.reordered, q.delivered, "{q:?}");
+    assert_eq!((q.duplicates, q.late, q.gaps_skipped), (0, 0, 0), "{q:?}");
+    let rows = AdminBackend::counters(&tb.nmadp, CounterScope::Workers, None).unwrap();
+    let w = rows[alice_owner].counters.sequencing;
+    assert!(w.delivered >= q.delivered, "{w:?} vs {q:?}");
     // Latency was recorded.
     assert!(!tb.nmadp.latency_histogram().is_empty());
     shutdown_all(&tb);

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::protocol::{
-    CounterRow, CounterScope, CounterSet, LatencyInfo, PathInfo, PathStateName, Status,
+    CounterRow, CounterScope, CounterSet, LatencyInfo, PathInfo, PathStateName, Sequencing, Status,
 };
 use super::AdminBackend;
 
@@ -161,6 +161,28 @@ fn counter_families(out: &mut String, scope: CounterScope, rows: &[CounterRow]) 
             let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let v = r.counters.fields()[i].1;
             f.sample(&name, &l, Value::Int(v));
+        }
+    }
+    if scope != CounterScope::Paths {
+        let fields = Sequencing::default().fields();
+        for (i, (k, _)) in fields.iter().enumerate() {
+            let gauge = *k == "max_depth";
+            let name = if gauge {
+                format!("{prefix}seq_{k}")
+            } else {
+                format!("{prefix}seq_{k}_total")
+            };
+            let help = if gauge {
+                format!("Most packets one receive flow held at once. Per {per}.")
+            } else {
+                format!("Sequencing counter {k} (reorder buffers, delay line, steering; see `nmadpctl counters`). Per {per}.")
+            };
+            let kind = if gauge { "gauge" } else { "counter" };
+            let mut f = Family::new(out, &name, kind, &help);
+            for (r, l) in rows.iter().zip(&labels) {
+                let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                f.sample(&name, &l, Value::Int(r.counters.sequencing.fields()[i].1));
+            }
         }
     }
     let name = format!("{prefix}drops_total");

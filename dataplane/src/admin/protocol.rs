@@ -463,6 +463,105 @@ pub struct CounterSet {
     #[serde(default)]
     pub ring_full: u64,
     pub drops: DropCounts,
+    /// Receive-side sequencing (reordering, equalisation) and steering counters: per client,
+    /// and per worker summed over its clients; zero for paths.
+    #[serde(default)]
+    pub sequencing: Sequencing,
+}
+
+/// What the reorder buffers, the delay-compensation line and steering did: the counters an
+/// operator reads to tell reordering, loss and give-ups apart (`counters clients`, `clients
+/// show`, `nmadp_client_seq_*` metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sequencing {
+    /// SDUs released by the reorder buffers (in order on arrival + after a wait).
+    pub delivered: u64,
+    pub in_order: u64,
+    pub reordered: u64,
+    /// Dropped: SN already delivered or already held.
+    pub duplicates: u64,
+    /// Arrived after their SN had been given up on (dropped, or released out of order with
+    /// `deliver_late`, then also counted in `late_delivered`).
+    pub late: u64,
+    pub late_delivered: u64,
+    /// Missing SNs given up on (timeout, window advance, path horizon or flush).
+    pub gaps_skipped: u64,
+    /// Reorder timeouts that released held packets.
+    pub timeouts: u64,
+    /// Gaps skipped because every live path had delivered past them (before a timeout).
+    pub horizon_skips: u64,
+    /// A packet too far ahead moved the window.
+    pub window_advances: u64,
+    /// Flows re-synchronised to a restarted sender.
+    pub resyncs: u64,
+    /// In-order SDUs held for delay equalisation.
+    pub equalized: u64,
+    /// Receive flows reset because the peer restarted.
+    pub rx_resets: u64,
+    /// SDUs without a sequence number (not reordered).
+    pub unsequenced: u64,
+    /// SDUs dropped because steering had no usable path.
+    pub no_path: u64,
+    /// Peer endpoints learnt or changed (NAT rebinding).
+    pub rebinds: u64,
+    /// PDUs that waited out a delay-compensation hold (workers).
+    pub delayed: u64,
+    /// PDUs sent at once because the delay-compensation line was full (workers).
+    pub delay_overflow: u64,
+    /// Gauge: the most packets one flow held at once.
+    pub max_depth: u64,
+}
+
+impl Sequencing {
+    /// The counters with their names, in display order (`max_depth`, a gauge, last).
+    pub fn fields(&self) -> [(&'static str, u64); 19] {
+        [
+            ("delivered", self.delivered),
+            ("in_order", self.in_order),
+            ("reordered", self.reordered),
+            ("duplicates", self.duplicates),
+            ("late", self.late),
+            ("late_delivered", self.late_delivered),
+            ("gaps_skipped", self.gaps_skipped),
+            ("timeouts", self.timeouts),
+            ("horizon_skips", self.horizon_skips),
+            ("window_advances", self.window_advances),
+            ("resyncs", self.resyncs),
+            ("equalized", self.equalized),
+            ("rx_resets", self.rx_resets),
+            ("unsequenced", self.unsequenced),
+            ("no_path", self.no_path),
+            ("rebinds", self.rebinds),
+            ("delayed", self.delayed),
+            ("delay_overflow", self.delay_overflow),
+            ("max_depth", self.max_depth),
+        ]
+    }
+
+    /// Adds `o` counter by counter (saturating); `max_depth` takes the larger.
+    pub fn add(&mut self, o: &Sequencing) {
+        let a = |x: &mut u64, y: u64| *x = x.saturating_add(y);
+        a(&mut self.delivered, o.delivered);
+        a(&mut self.in_order, o.in_order);
+        a(&mut self.reordered, o.reordered);
+        a(&mut self.duplicates, o.duplicates);
+        a(&mut self.late, o.late);
+        a(&mut self.late_delivered, o.late_delivered);
+        a(&mut self.gaps_skipped, o.gaps_skipped);
+        a(&mut self.timeouts, o.timeouts);
+        a(&mut self.horizon_skips, o.horizon_skips);
+        a(&mut self.window_advances, o.window_advances);
+        a(&mut self.resyncs, o.resyncs);
+        a(&mut self.equalized, o.equalized);
+        a(&mut self.rx_resets, o.rx_resets);
+        a(&mut self.unsequenced, o.unsequenced);
+        a(&mut self.no_path, o.no_path);
+        a(&mut self.rebinds, o.rebinds);
+        a(&mut self.delayed, o.delayed);
+        a(&mut self.delay_overflow, o.delay_overflow);
+        self.max_depth = self.max_depth.max(o.max_depth);
+    }
 }
 
 impl CounterSet {
@@ -485,6 +584,7 @@ impl CounterSet {
         self.handoffs_out = self.handoffs_out.saturating_add(other.handoffs_out);
         self.ring_full = self.ring_full.saturating_add(other.ring_full);
         self.drops.add(&other.drops);
+        self.sequencing.add(&other.sequencing);
     }
 
     /// The numeric fields other than drops, with their names, in display order.

@@ -175,6 +175,9 @@ pub fn client_show(c: &ClientInfo) -> String {
     for (k, v) in c.counters.fields() {
         t.row(vec![k.to_owned(), v.to_string()]);
     }
+    for (k, v) in c.counters.sequencing.fields() {
+        t.row(vec![format!("seq {k}"), v.to_string()]);
+    }
     for (k, v) in &c.counters.drops.0 {
         if *v != 0 {
             t.row(vec![format!("drop {k}"), v.to_string()]);
@@ -285,6 +288,17 @@ pub fn counters(scope: CounterScope, rows: &[CounterRow]) -> String {
         row.extend(rows.iter().map(|r| r.counters.fields()[i].1.to_string()));
         row.push(v.to_string());
         t.row(row);
+    }
+    if scope != CounterScope::Paths {
+        for (i, (k, v)) in total.sequencing.fields().iter().enumerate() {
+            let mut row = vec![format!("seq {k}")];
+            row.extend(
+                rows.iter()
+                    .map(|r| r.counters.sequencing.fields()[i].1.to_string()),
+            );
+            row.push(v.to_string());
+            t.row(row);
+        }
     }
     for (k, v) in &total.drops.0 {
         let mut row = vec![format!("drop {k}")];

@@ -5,10 +5,12 @@ use std::sync::atomic::Ordering;
 
 use crate::admin::protocol::{
     ClientInfo, CounterRow, CounterScope, CounterSet, DeviceRow, DropCounts, LatencyInfo, PathInfo,
-    PathStateName, PortRow, PortsInfo, Status, SteeringInfo, PROTOCOL_VERSION,
+    PathStateName, PortRow, PortsInfo, Sequencing, Status, SteeringInfo, PROTOCOL_VERSION,
 };
 use crate::admin::AdminBackend;
 use crate::config::{Role, SteeringMode};
+
+use pipelines::engine::ClientCounters;
 
 use super::stats::WorkerSnapshot;
 use super::RuntimeHandle;
@@ -83,6 +85,7 @@ impl RuntimeHandle {
             tx_packets: c.tx_sdus,
             tx_bytes: c.tx_bytes,
             drops: DropCounts::zero(),
+            sequencing: sequencing(&c),
             ..CounterSet::zero()
         })
     }
@@ -104,8 +107,46 @@ impl RuntimeHandle {
             handoffs_out: lc.handoffs_out,
             ring_full: lc.handoff_full + lc.control_ring_full,
             drops: DropCounts::from_array(&s.engine.drops),
+            sequencing: worker_sequencing(s),
         }
     }
+}
+
+/// A client's sequencing counters (its reorder statistics summed over its receive flows).
+fn sequencing(c: &ClientCounters) -> Sequencing {
+    let r = &c.reorder;
+    Sequencing {
+        delivered: r.delivered,
+        in_order: r.in_order,
+        reordered: r.reordered,
+        duplicates: r.duplicates,
+        late: r.late,
+        late_delivered: r.late_delivered,
+        gaps_skipped: r.gaps_skipped,
+        timeouts: r.timeouts,
+        horizon_skips: r.horizon_skips,
+        window_advances: r.window_advances,
+        resyncs: r.resyncs,
+        equalized: r.equalized,
+        rx_resets: c.rx_resets,
+        unsequenced: c.unsequenced,
+        no_path: c.no_path,
+        rebinds: c.rebinds,
+        delayed: 0,
+        delay_overflow: 0,
+        max_depth: r.max_depth,
+    }
+}
+
+/// A worker's sequencing counters: its clients' summed, and its engine's delay line.
+fn worker_sequencing(s: &WorkerSnapshot) -> Sequencing {
+    let mut q = Sequencing::default();
+    for c in &s.clients {
+        q.add(&sequencing(&c.counters));
+    }
+    q.delayed = s.engine.delayed;
+    q.delay_overflow = s.engine.delay_overflow;
+    q
 }
 
 impl AdminBackend for RuntimeHandle {

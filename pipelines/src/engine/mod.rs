@@ -1119,6 +1119,10 @@ impl<B: PacketBuf> Engine<B> {
             let s = &mut out[n];
             s.id = c.cfg.id;
             s.counters = c.counters;
+            s.counters.reorder = ReorderStats::default();
+            for f in &c.rx_flows {
+                s.counters.reorder.accumulate(f.reorder.stats());
+            }
             s.reorder_timeout_ns = c.reorder_timeout;
             s.paths.clear();
             s.paths.extend(c.paths.iter().map(|p| PathStats {
@@ -1154,21 +1158,7 @@ impl<B: PacketBuf> Engine<B> {
         let mut k = c.counters;
         let mut r = ReorderStats::default();
         for f in &c.rx_flows {
-            let s = f.reorder.stats();
-            r.delivered += s.delivered;
-            r.in_order += s.in_order;
-            r.reordered += s.reordered;
-            r.duplicates += s.duplicates;
-            r.late += s.late;
-            r.window_advances += s.window_advances;
-            r.gaps_skipped += s.gaps_skipped;
-            r.timeouts += s.timeouts;
-            r.max_depth = r.max_depth.max(s.max_depth);
-            r.late_delivered += s.late_delivered;
-            r.horizon_skips += s.horizon_skips;
-            r.resyncs += s.resyncs;
-            r.skew_ns = r.skew_ns.max(s.skew_ns);
-            r.timeout_ns = r.timeout_ns.max(s.timeout_ns);
+            r.accumulate(f.reorder.stats());
         }
         k.reorder = r;
         Some(k)

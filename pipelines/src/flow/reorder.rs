@@ -143,6 +143,28 @@ pub struct ReorderStats {
     pub equalized: u64,
 }
 
+impl ReorderStats {
+    /// Adds the counters of another buffer (a client's flows summed); the gauges
+    /// (`max_depth`, `skew_ns`, `timeout_ns`) take the larger value.
+    pub fn accumulate(&mut self, s: &ReorderStats) {
+        self.delivered += s.delivered;
+        self.in_order += s.in_order;
+        self.reordered += s.reordered;
+        self.duplicates += s.duplicates;
+        self.late += s.late;
+        self.window_advances += s.window_advances;
+        self.gaps_skipped += s.gaps_skipped;
+        self.timeouts += s.timeouts;
+        self.max_depth = self.max_depth.max(s.max_depth);
+        self.late_delivered += s.late_delivered;
+        self.horizon_skips += s.horizon_skips;
+        self.resyncs += s.resyncs;
+        self.skew_ns = self.skew_ns.max(s.skew_ns);
+        self.timeout_ns = self.timeout_ns.max(s.timeout_ns);
+        self.equalized += s.equalized;
+    }
+}
+
 /// What [`ReorderBuffer::push`] did with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushOutcome {
