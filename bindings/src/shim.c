@@ -4,6 +4,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_memory.h>
 
 #include "shim.h"
@@ -140,4 +141,14 @@ uint16_t nmadp_mbuf_default_buf_size(void)
 int nmadp_socket_id_any(void)
 {
 	return SOCKET_ID_ANY;
+}
+
+int nmadp_rx_stamp_register(void)
+{
+	static const struct rte_mbuf_dynfield desc = {
+		.name = "nmadp_dynfield_rx_stamp",
+		.size = sizeof(uint64_t),
+		.align = __alignof__(uint64_t),
+	};
+	return rte_mbuf_dynfield_register(&desc);
 }

@@ -47,4 +47,8 @@ uint16_t nmadp_pktmbuf_headroom_default(void);
 uint16_t nmadp_mbuf_default_buf_size(void);
 int nmadp_socket_id_any(void);
 
+/* Registers (or finds) the mbuf dynamic field that holds a packet's receive time (8 bytes):
+ * its offset in the mbuf, or -1 with rte_errno set. */
+int nmadp_rx_stamp_register(void);
+
 #endif

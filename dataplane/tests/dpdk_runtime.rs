@@ -392,6 +392,12 @@ fn back_to_back_over_dpdk_ports_uplink_steering_change_and_shutdown() {
         .sum();
     assert!(dup >= 900, "duplicate mode sent copies: {dup}");
 
+    // Every forwarded mbuf carried its receive time (the registered dynamic field) to its
+    // transmit: per-packet residence measured for at least the SDUs counted above.
+    let pk = tb.nmadp.packet_latency_histogram();
+    assert!(pk.len() >= 2000, "{} packets timed", pk.len());
+    assert!(pk.max() < 10_000_000_000, "residence {} ns", pk.max());
+
     // Port and device counters through the admin backend (what `nmadpctl ports` shows).
     let ports = AdminBackend::ports(&tb.nmadp, true).expect("ports");
     assert_eq!(ports.ports.len(), 4, "{ports:?}");

@@ -494,8 +494,22 @@ fn back_to_back_in_order_exactly_once_both_directions() {
     let rows = AdminBackend::counters(&tb.nmadp, CounterScope::Workers, None).unwrap();
     let w = rows[alice_owner].counters.sequencing;
     assert!(w.delivered >= q.delivered, "{w:?} vs {q:?}");
-    // Latency was recorded.
+    // Latency was recorded: per loop iteration, and per packet for every SDU the N-MADP
+    // forwarded (2000 up, 2000 + 500 down; the probes and keep-alives it makes itself carry no
+    // receive time, the keep-alives it receives go to the slow path, not to a port).
     assert!(!tb.nmadp.latency_histogram().is_empty());
+    let pk = tb.nmadp.packet_latency_histogram();
+    assert!(pk.len() >= 4500, "{} packets timed", pk.len());
+    assert!(
+        pk.min() >= 1 && pk.max() < 10_000_000_000,
+        "{}..{}",
+        pk.min(),
+        pk.max()
+    );
+    let l = AdminBackend::latency(&tb.nmadp).unwrap();
+    assert!(l
+        .iter()
+        .any(|i| i.metric == "packet" && i.worker.is_none() && i.count >= 4500));
     shutdown_all(&tb);
 }
 

@@ -52,6 +52,14 @@ pub trait PacketBuf {
             None => false,
         }
     }
+    /// When the packet was received (the runtime's clock, ns; 0 = not stamped: a buffer the
+    /// data plane made itself). The runtime stamps on receive and measures each packet's
+    /// residence time on transmit. Buffers without room for it keep the default (always 0).
+    fn rx_stamp(&self) -> u64 {
+        0
+    }
+    /// Sets [`PacketBuf::rx_stamp`].
+    fn set_rx_stamp(&mut self, _at: u64) {}
 }
 
 /// Default headroom of a [`HeapBuf`]: room for outer Ethernet + IPv6 + UDP headers, like
@@ -61,12 +69,22 @@ pub const DEFAULT_HEADROOM: usize = 128;
 pub const DEFAULT_CAPACITY: usize = 2048 + DEFAULT_HEADROOM;
 
 /// A fixed-capacity heap buffer implementing [`PacketBuf`].
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct HeapBuf {
     storage: Box<[u8]>,
     start: usize,
     end: usize,
+    /// [`PacketBuf::rx_stamp`] (metadata: not part of equality).
+    stamp: u64,
 }
+
+impl PartialEq for HeapBuf {
+    fn eq(&self, o: &HeapBuf) -> bool {
+        self.storage == o.storage && self.start == o.start && self.end == o.end
+    }
+}
+
+impl Eq for HeapBuf {}
 
 impl HeapBuf {
     /// An empty buffer of `capacity` bytes whose data starts `headroom` bytes in.
@@ -77,6 +95,7 @@ impl HeapBuf {
             storage: vec![0u8; capacity].into_boxed_slice(),
             start,
             end: start,
+            stamp: 0,
         }
     }
 
@@ -109,6 +128,7 @@ impl HeapBuf {
     pub fn reset(&mut self, headroom: usize) {
         self.start = headroom.min(self.storage.len());
         self.end = self.start;
+        self.stamp = 0;
     }
 
     /// Copies the data out.
@@ -176,6 +196,12 @@ impl PacketBuf for HeapBuf {
         }
         self.end -= n;
         true
+    }
+    fn rx_stamp(&self) -> u64 {
+        self.stamp
+    }
+    fn set_rx_stamp(&mut self, at: u64) {
+        self.stamp = at;
     }
 }
 

@@ -667,7 +667,9 @@ pub struct PortsInfo {
 /// Latency percentiles of one histogram, in microseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencyInfo {
-    /// What was measured, e.g. `burst` (one receive burst, rx to last tx) or `slow_path`.
+    /// What was measured, e.g. `burst` (one loop iteration, rx to last tx), `packet` (each
+    /// packet from its receive to its transmit, reorder and equalisation waits included) or
+    /// `slow_path`.
     pub metric: String,
     /// `None`: all workers merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dpdk_sys as sys;
@@ -122,6 +122,11 @@ static EAL: OnceLock<Result<Eal>> = OnceLock::new();
 /// Runtime directory to remove at exit (set once, read by the `atexit` handler).
 static RUNTIME_DIR: OnceLock<String> = OnceLock::new();
 
+/// Offset in `rte_mbuf` of the dynamic field holding [`PacketBuf::rx_stamp`] (registered by
+/// [`Eal::init`]); -1 until then or when registration failed (stamps then read as 0 and
+/// per-packet latency is not measured).
+static RX_STAMP_OFFSET: AtomicIsize = AtomicIsize::new(-1);
+
 extern "C" fn remove_runtime_dir() {
     if let Some(dir) = RUNTIME_DIR.get() {
         let _ = std::fs::remove_dir_all(dir);
@@ -206,6 +211,11 @@ impl Eal {
         let ret = unsafe { sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if ret < 0 {
             return Err(DpdkError::from_rte_errno(op));
+        }
+        // SAFETY: after rte_eal_init; registers a dynamic mbuf field (idempotent by name).
+        let off = unsafe { sys::nmadp_rx_stamp_register() };
+        if off >= 0 {
+            RX_STAMP_OFFSET.store(off as isize, Ordering::Relaxed);
         }
         Ok(Eal {
             args: args.to_vec(),
@@ -555,6 +565,40 @@ impl PacketBuf for Mbuf {
         // SAFETY: valid single-segment mbuf; false (nothing changed) if n > data_len.
         unsafe { sys::mbuf::trim(self.0.as_ptr(), len) }
     }
+
+    #[inline]
+    fn rx_stamp(&self) -> u64 {
+        let off = RX_STAMP_OFFSET.load(Ordering::Relaxed);
+        if off < 0 {
+            return 0;
+        }
+        // SAFETY: the registered dynamic field: 8 bytes, 8-aligned, inside every rte_mbuf.
+        unsafe {
+            self.0
+                .as_ptr()
+                .cast::<u8>()
+                .offset(off)
+                .cast::<u64>()
+                .read()
+        }
+    }
+
+    #[inline]
+    fn set_rx_stamp(&mut self, at: u64) {
+        let off = RX_STAMP_OFFSET.load(Ordering::Relaxed);
+        if off < 0 {
+            return;
+        }
+        // SAFETY: as in rx_stamp; &mut self owns the mbuf.
+        unsafe {
+            self.0
+                .as_ptr()
+                .cast::<u8>()
+                .offset(off)
+                .cast::<u64>()
+                .write(at)
+        }
+    }
 }
 
 /// Mbufs kept by an [`MbufPool`] between bulk allocations.
@@ -606,13 +650,18 @@ impl BufPool<Mbuf> for MbufPool {
         if self.stash.is_empty() {
             self.refill();
         }
+        // A buffer the data plane makes itself carries no receive time (the dynamic field
+        // keeps whatever its last use wrote).
         if let Some(m) = self.stash.pop() {
-            return Some(Mbuf(m));
+            let mut b = Mbuf(m);
+            b.set_rx_stamp(0);
+            return Some(b);
         }
         // Fewer than a burst left in the mempool: one at a time.
-        let m = self.pool.alloc();
-        if m.is_none() {
-            self.alloc_failures += 1;
+        let mut m = self.pool.alloc();
+        match m.as_mut() {
+            Some(b) => b.set_rx_stamp(0),
+            None => self.alloc_failures += 1,
         }
         m
     }

@@ -326,6 +326,16 @@ impl AdminBackend for RuntimeHandle {
                 v.push(LatencyInfo::from_histogram("burst", Some(w as u16), &h));
             }
         }
+        v.push(LatencyInfo::from_histogram(
+            "packet",
+            None,
+            &self.packet_latency_histogram(),
+        ));
+        for w in 0..self.workers() {
+            if let Some(h) = self.worker_packet_latency(w) {
+                v.push(LatencyInfo::from_histogram("packet", Some(w as u16), &h));
+            }
+        }
         Ok(v)
     }
 

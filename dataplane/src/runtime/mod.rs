@@ -822,6 +822,25 @@ impl RuntimeHandle {
             .map(|s| s.latency.lock().clone())
     }
 
+    /// Every worker's per-packet residence histogram merged (ns, receive to transmit of each
+    /// packet, reorder and equalisation waits included; `StatsSlot::packet_latency`).
+    pub fn packet_latency_histogram(&self) -> Histogram<u64> {
+        let mut h = stats::latency_histogram();
+        for s in &self.inner.shared.stats {
+            let _ = h.add(&*s.packet_latency.lock());
+        }
+        h
+    }
+
+    /// One worker's per-packet residence histogram (ns).
+    pub fn worker_packet_latency(&self, w: usize) -> Option<Histogram<u64>> {
+        self.inner
+            .shared
+            .stats
+            .get(w)
+            .map(|s| s.packet_latency.lock().clone())
+    }
+
     /// Stops everything: the slow path, then the workers (flushing their reorder buffers and
     /// the packets in flight between them), and joins every thread within the configured bound.
     /// Returns the final snapshots. Calling it twice is harmless.

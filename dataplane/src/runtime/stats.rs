@@ -96,6 +96,11 @@ pub struct StatsSlot {
     pub snapshot: Mutex<WorkerSnapshot>,
     /// Residence time of the packets of one loop iteration (receive to transmit), ns.
     pub latency: Mutex<Histogram<u64>>,
+    /// Residence time of each packet, receive to transmit, ns: reorder, equalisation and
+    /// reassembly waits and handoffs included (packets the data plane made itself, such as
+    /// control PDUs or the later fragments of an SDU, carry no receive time and are not
+    /// counted).
+    pub packet_latency: Mutex<Histogram<u64>>,
 }
 
 /// A histogram for nanosecond latencies: 1 ns .. 60 s, 3 significant digits.
@@ -111,6 +116,7 @@ impl StatsSlot {
                 ..WorkerSnapshot::default()
             }),
             latency: Mutex::new(latency_histogram()),
+            packet_latency: Mutex::new(latency_histogram()),
         }
     }
 }

@@ -178,6 +178,8 @@ pub(crate) struct Worker<X: Buffers> {
     dtx: Vec<Vec<X::Buf>>,
     lc: LoopCounters,
     hist: Histogram<u64>,
+    /// Per packet, receive stamp to transmit ([`StatsSlot::packet_latency`]).
+    pkt_hist: Histogram<u64>,
     /// The storage of the snapshot published before the last one, refilled in place by the
     /// next publish (no allocation per client every 100 ms).
     spare: WorkerSnapshot,
@@ -221,6 +223,7 @@ impl<X: Buffers> Worker<X> {
             dtx: (0..n).map(|_| Vec::with_capacity(BURST * 4)).collect(),
             lc: LoopCounters::default(),
             hist: latency_histogram(),
+            pkt_hist: latency_histogram(),
             spare: WorkerSnapshot::default(),
             next_poll: u64::MAX,
             next_publish: 0,
@@ -422,6 +425,7 @@ impl<X: Buffers> Worker<X> {
         if n == 0 {
             return 0;
         }
+        stamp(&mut self.rx, t);
         self.lc.bursts += 1;
         self.lc.rx_packets += n as u64;
         let mut rx = std::mem::take(&mut self.rx);
@@ -443,6 +447,7 @@ impl<X: Buffers> Worker<X> {
             if n == 0 {
                 continue;
             }
+            stamp(&mut self.rx, t);
             total += n;
             self.lc.bursts += 1;
             self.lc.rx_packets += n as u64;
@@ -600,15 +605,18 @@ impl<X: Buffers> Worker<X> {
 
     fn transmit(&mut self) -> usize {
         let mut sent = 0;
+        let mut t = None;
         if !self.atx.is_empty() {
             if let Some(p) = self.anchor.as_mut() {
                 sent += self.atx.len();
+                residence(&mut self.pkt_hist, &self.atx, *t.get_or_insert_with(now));
                 p.tx_burst(&mut self.pool, &mut self.atx);
             }
         }
         for (i, q) in self.dtx.iter_mut().enumerate() {
             if !q.is_empty() {
                 sent += q.len();
+                residence(&mut self.pkt_hist, q, *t.get_or_insert_with(now));
                 self.delivery[i].tx_burst(&mut self.pool, q);
             }
         }
@@ -660,6 +668,29 @@ impl<X: Buffers> Worker<X> {
         if !self.hist.is_empty() {
             let _ = slot.latency.lock().add(&self.hist);
             self.hist.reset();
+        }
+        if !self.pkt_hist.is_empty() {
+            let _ = slot.packet_latency.lock().add(&self.pkt_hist);
+            self.pkt_hist.reset();
+        }
+    }
+}
+
+/// Stamps a received burst with its receive time (per-packet residence, [`residence`]).
+#[inline]
+fn stamp<B: PacketBuf>(burst: &mut [B], t: Instant) {
+    for b in burst {
+        b.set_rx_stamp(t.max(1));
+    }
+}
+
+/// Records each stamped packet's time from receive to `t` (about to be transmitted).
+#[inline]
+fn residence<B: PacketBuf>(h: &mut Histogram<u64>, burst: &[B], t: Instant) {
+    for b in burst {
+        let s = b.rx_stamp();
+        if s != 0 {
+            let _ = h.record(t.saturating_sub(s).max(1));
         }
     }
 }
