@@ -7,6 +7,7 @@
 #   perf/scripts/tcp-timeline.sh NAME [STEERING] [SECONDS] [R|up]    (root; debug build;
 #   BIN=target/release for the release build)
 #   COMPENSATION=off perf/scripts/tcp-timeline.sh c1 weighted 8 R   # delay compensation off
+#   RATES=unset perf/scripts/tcp-timeline.sh u1 weighted 8 R   # no rate_mbps at the N-MADP
 #   NR_RATE=100 NR_DELAY=10 perf/scripts/tcp-timeline.sh c3 weighted    # three links (testbed.sh)
 #
 # Output in target/tcp-timeline/NAME/; prints iperf3's intervals, the goodput and the
@@ -41,6 +42,11 @@ for f in nmadp cmadp; do
         -e "s#@WIFI_RATE@#${WIFI_RATE:-50}#g" -e "s#@LTE_RATE@#${LTE_RATE:-20}#g" "${nr[@]}" \
         "$ROOT/deploy/testbed/$f.toml" >"$RUN/$f.toml"
 done
+if [ "${RATES:-configured}" = unset ]; then
+    # The N-MADP's paths get neither weight nor rate (as an operator who does not know the
+    # access links' capacity would write them): weighted steering then splits equally.
+    sed -i '/^rate_mbps *=/d' "$RUN/nmadp.toml"
+fi
 if [ "${COMPENSATION:-on}" = off ]; then
     sed -i 's/^\[defaults\]$/[defaults]\ndelay_compensation = false/' "$RUN/nmadp.toml"
 fi
@@ -69,6 +75,7 @@ for i in $(seq $((SECS * 2))); do
     { echo "T $i"; "$B/nmadpctl" --socket "$RUN/cmadp-admin.sock" --json clients show client 2>/dev/null; } >>"$OUT/cmadp-clients.txt"
     { echo "T $i"; "$B/nmadpctl" --socket "$RUN/nmadp-admin.sock" --json clients show client 2>/dev/null; } >>"$OUT/nmadp-clients.txt"
     { echo "T $i"; ip netns exec "tb-$NAME-server" ss -tin 2>/dev/null | grep -A1 5999; } >>"$OUT/ss-server.txt"
+    { echo "T $i"; "$B/nmadpctl" --socket "$RUN/nmadp-admin.sock" paths 2>/dev/null; } >>"$OUT/nmadp-paths.txt"
     { echo "T $i"; for l in $LINKS; do echo "$l $(bash "$TB" ctl --name "$NAME" $l stats 2>/dev/null)"; done; } >>"$OUT/emu.txt"
 done
 wait $IP

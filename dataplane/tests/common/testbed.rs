@@ -486,9 +486,20 @@ impl<'a> Iperf<'a> {
         let (out, text) = client_out.expect("iperf3 client never connected");
         let server_out = server.wait_output(Duration::from_secs(5));
         let cj: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+            // The server's side of the story (its JSON has the intervals it saw).
+            let so = String::from_utf8_lossy(&server_out.stdout);
+            let tail: String = so
+                .chars()
+                .rev()
+                .take(3000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             panic!(
-                "iperf3 client output ({e}): {text}{}",
-                String::from_utf8_lossy(&out.stderr)
+                "iperf3 client output ({e}): {text}{}\niperf3 server stderr: {}\niperf3 server stdout (tail): {tail}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&server_out.stderr)
             )
         });
         assert!(
