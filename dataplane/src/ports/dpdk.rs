@@ -568,36 +568,35 @@ impl PacketBuf for Mbuf {
 
     #[inline]
     fn rx_stamp(&self) -> u64 {
-        let off = RX_STAMP_OFFSET.load(Ordering::Relaxed);
-        if off < 0 {
-            return 0;
-        }
-        // SAFETY: the registered dynamic field: 8 bytes, 8-aligned, inside every rte_mbuf.
-        unsafe {
-            self.0
-                .as_ptr()
-                .cast::<u8>()
-                .offset(off)
-                .cast::<u64>()
-                .read()
-        }
+        // SAFETY: the registered dynamic field: 8 bytes, 8-aligned, inside the rte_mbuf self
+        // owns.
+        self.stamp_field().map_or(0, |p| unsafe { p.read() })
     }
 
     #[inline]
     fn set_rx_stamp(&mut self, at: u64) {
-        let off = RX_STAMP_OFFSET.load(Ordering::Relaxed);
-        if off < 0 {
-            return;
+        if let Some(p) = self.stamp_field() {
+            // SAFETY: as in rx_stamp; &mut self makes the access exclusive.
+            unsafe { p.write(at) }
         }
-        // SAFETY: as in rx_stamp; &mut self owns the mbuf.
-        unsafe {
+    }
+}
+
+impl Mbuf {
+    /// Where [`PacketBuf::rx_stamp`] lives in this mbuf (`None` when the dynamic field could
+    /// not be registered).
+    #[inline]
+    fn stamp_field(&self) -> Option<*mut u64> {
+        let off = RX_STAMP_OFFSET.load(Ordering::Relaxed);
+        // wrapping_offset: plain address arithmetic; the field is inside the mbuf (offset from
+        // rte_mbuf_dynfield_register).
+        (off >= 0).then(|| {
             self.0
                 .as_ptr()
                 .cast::<u8>()
-                .offset(off)
+                .wrapping_offset(off)
                 .cast::<u64>()
-                .write(at)
-        }
+        })
     }
 }
 

@@ -316,24 +316,24 @@ impl AdminBackend for RuntimeHandle {
     }
 
     fn latency(&self) -> Result<Vec<LatencyInfo>, String> {
-        let mut v = vec![LatencyInfo::from_histogram(
-            "burst",
-            None,
-            &self.latency_histogram(),
-        )];
-        for w in 0..self.workers() {
-            if let Some(h) = self.worker_latency(w) {
-                v.push(LatencyInfo::from_histogram("burst", Some(w as u16), &h));
-            }
-        }
-        v.push(LatencyInfo::from_histogram(
-            "packet",
-            None,
-            &self.packet_latency_histogram(),
-        ));
-        for w in 0..self.workers() {
-            if let Some(h) = self.worker_packet_latency(w) {
-                v.push(LatencyInfo::from_histogram("packet", Some(w as u16), &h));
+        let mut v = Vec::new();
+        for (metric, all, one) in [
+            (
+                "burst",
+                Self::latency_histogram as fn(&Self) -> _,
+                Self::worker_latency as fn(&Self, usize) -> _,
+            ),
+            (
+                "packet",
+                Self::packet_latency_histogram,
+                Self::worker_packet_latency,
+            ),
+        ] {
+            v.push(LatencyInfo::from_histogram(metric, None, &all(self)));
+            for w in 0..self.workers() {
+                if let Some(h) = one(self, w) {
+                    v.push(LatencyInfo::from_histogram(metric, Some(w as u16), &h));
+                }
             }
         }
         Ok(v)

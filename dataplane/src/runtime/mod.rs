@@ -806,39 +806,43 @@ impl RuntimeHandle {
 
     /// Every worker's latency histogram merged (ns).
     pub fn latency_histogram(&self) -> Histogram<u64> {
-        let mut h = stats::latency_histogram();
-        for s in &self.inner.shared.stats {
-            let _ = h.add(&*s.latency.lock());
-        }
-        h
+        self.merged(|s| &s.latency)
     }
 
     /// One worker's latency histogram (ns).
     pub fn worker_latency(&self, w: usize) -> Option<Histogram<u64>> {
-        self.inner
-            .shared
-            .stats
-            .get(w)
-            .map(|s| s.latency.lock().clone())
+        self.one(w, |s| &s.latency)
     }
 
     /// Every worker's per-packet residence histogram merged (ns, receive to transmit of each
     /// packet, reorder and equalisation waits included; `StatsSlot::packet_latency`).
     pub fn packet_latency_histogram(&self) -> Histogram<u64> {
-        let mut h = stats::latency_histogram();
-        for s in &self.inner.shared.stats {
-            let _ = h.add(&*s.packet_latency.lock());
-        }
-        h
+        self.merged(|s| &s.packet_latency)
     }
 
     /// One worker's per-packet residence histogram (ns).
     pub fn worker_packet_latency(&self, w: usize) -> Option<Histogram<u64>> {
+        self.one(w, |s| &s.packet_latency)
+    }
+
+    fn merged(&self, which: fn(&stats::StatsSlot) -> &Mutex<Histogram<u64>>) -> Histogram<u64> {
+        let mut h = stats::latency_histogram();
+        for s in &self.inner.shared.stats {
+            let _ = h.add(&*which(s).lock());
+        }
+        h
+    }
+
+    fn one(
+        &self,
+        w: usize,
+        which: fn(&stats::StatsSlot) -> &Mutex<Histogram<u64>>,
+    ) -> Option<Histogram<u64>> {
         self.inner
             .shared
             .stats
             .get(w)
-            .map(|s| s.packet_latency.lock().clone())
+            .map(|s| which(s).lock().clone())
     }
 
     /// Stops everything: the slow path, then the workers (flushing their reorder buffers and
