@@ -42,6 +42,8 @@ impl RuntimeHandle {
                     p.rttvar_ms = ms(s.rttvar_ns);
                     p.min_rtt_ms = s.min_rtt_ns.map(ms);
                     p.loss = s.loss;
+                    p.tx_rate_bps = s.tx_rate_bps;
+                    p.rx_rate_bps = s.rx_rate_bps;
                 }
                 if let Some(ps) = snaps
                     .get(e.owner)

@@ -63,6 +63,10 @@ pub struct PathStatus {
     pub loss: f64,
     /// Weight pushed to steering (loss-scaled).
     pub weight: u32,
+    /// Bytes per second ×8 sent and received on the path (outer headers included), over the
+    /// owner worker's last two published snapshots.
+    pub tx_rate_bps: u64,
+    pub rx_rate_bps: u64,
     pub probes_sent: u64,
     pub acks: u64,
     pub keepalives: u64,
@@ -85,6 +89,38 @@ pub(crate) struct SlowPath {
     command_ring_full: u64,
     next_data_scan: Instant,
     tick: Duration,
+    /// Per path: the transmit and receive rates over the owner's last two snapshots.
+    rates: BTreeMap<(ClientId, PathId), PathRates>,
+}
+
+/// A path's byte counters at the last snapshot seen and the rates they gave.
+#[derive(Debug, Clone, Copy, Default)]
+struct PathRates {
+    at: Instant,
+    tx_bytes: u64,
+    rx_bytes: u64,
+    tx_bps: u64,
+    rx_bps: u64,
+}
+
+impl PathRates {
+    /// Counters of a snapshot taken at `at`; the rates move when a newer snapshot has been
+    /// published (repeated reads of one snapshot change nothing).
+    fn update(&mut self, at: Instant, tx_bytes: u64, rx_bytes: u64) {
+        if at <= self.at {
+            return;
+        }
+        if self.at > 0 {
+            let dt = u128::from(at - self.at);
+            let bps = |now: u64, before: u64| {
+                u64::try_from(u128::from(now.saturating_sub(before)) * 8 * 1_000_000_000 / dt)
+                    .unwrap_or(u64::MAX)
+            };
+            self.tx_bps = bps(tx_bytes, self.tx_bytes);
+            self.rx_bps = bps(rx_bytes, self.rx_bytes);
+        }
+        (self.at, self.tx_bytes, self.rx_bytes) = (at, tx_bytes, rx_bytes);
+    }
 }
 
 impl SlowPath {
@@ -103,6 +139,7 @@ impl SlowPath {
             ticks: 0,
             command_ring_full: 0,
             next_data_scan: 0,
+            rates: BTreeMap::new(),
             tick,
         }
     }
@@ -171,6 +208,7 @@ impl SlowPath {
             SlowCommand::RemoveClient { id } => {
                 self.sup.remove_client(id);
                 self.clients.remove(&id);
+                self.rates.retain(|(c, _), _| *c != id);
             }
         }
     }
@@ -240,6 +278,11 @@ impl SlowPath {
                 for ps in &cs.paths {
                     self.sup
                         .on_data(cs.id, ps.id, ps.counters.last_rx, ps.remote.is_some());
+                    self.rates.entry((cs.id, ps.id)).or_default().update(
+                        snap.at,
+                        ps.counters.tx_bytes,
+                        ps.counters.rx_bytes,
+                    );
                 }
             }
         }
@@ -254,6 +297,7 @@ impl SlowPath {
             };
             let m = p.monitor();
             let st = m.stats();
+            let rate = self.rates.get(&(id, p.id())).copied().unwrap_or_default();
             v.push(PathStatus {
                 client: id,
                 client_name: meta.name.clone(),
@@ -266,6 +310,8 @@ impl SlowPath {
                 min_rtt_ns: m.min_rtt_ns(),
                 loss: m.loss(),
                 weight: p.weight(),
+                tx_rate_bps: rate.tx_bps,
+                rx_rate_bps: rate.rx_bps,
                 probes_sent: st.probes_sent,
                 acks: st.acks_matched,
                 keepalives: p.keepalives(),
@@ -278,5 +324,32 @@ impl SlowPath {
             command_ring_full: self.command_ring_full,
             supervision: *self.sup.counters(),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PathRates;
+    use pipelines::flow::MS;
+
+    #[test]
+    fn path_rates_come_from_consecutive_snapshots_and_ignore_a_repeated_one() {
+        let mut r = PathRates::default();
+        r.update(100 * MS, 1_000, 500);
+        assert_eq!((r.tx_bps, r.rx_bps), (0, 0), "one snapshot gives no rate");
+        // 125 000 bytes in 100 ms = 10 Mbit/s; 12 500 = 1 Mbit/s.
+        r.update(200 * MS, 126_000, 13_000);
+        assert_eq!((r.tx_bps, r.rx_bps), (10_000_000, 1_000_000));
+        r.update(200 * MS, 999_999, 999_999);
+        assert_eq!(
+            (r.tx_bps, r.rx_bps),
+            (10_000_000, 1_000_000),
+            "same snapshot read again"
+        );
+        // Idle interval: back to 0; a counter that went back (engine restarted) is not negative.
+        r.update(300 * MS, 126_000, 13_000);
+        assert_eq!((r.tx_bps, r.rx_bps), (0, 0));
+        r.update(400 * MS, 10, 10);
+        assert_eq!((r.tx_bps, r.rx_bps), (0, 0));
     }
 }
