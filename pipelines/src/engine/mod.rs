@@ -278,6 +278,16 @@ impl Client {
     fn first_anchor(&self) -> u16 {
         self.cfg.anchors.first().map_or(0, |a| a.connection_id)
     }
+
+    /// The counters as read from outside: `reorder` summed over the receive flows.
+    fn counters_read(&self) -> ClientCounters {
+        let mut k = self.counters;
+        k.reorder = ReorderStats::default();
+        for f in &self.rx_flows {
+            k.reorder.accumulate(f.reorder.stats());
+        }
+        k
+    }
 }
 
 /// One client's statistics ([`Engine::client_stats_into`]).
@@ -1118,11 +1128,7 @@ impl<B: PacketBuf> Engine<B> {
             }
             let s = &mut out[n];
             s.id = c.cfg.id;
-            s.counters = c.counters;
-            s.counters.reorder = ReorderStats::default();
-            for f in &c.rx_flows {
-                s.counters.reorder.accumulate(f.reorder.stats());
-            }
+            s.counters = c.counters_read();
             s.reorder_timeout_ns = c.reorder_timeout;
             s.paths.clear();
             s.paths.extend(c.paths.iter().map(|p| PathStats {
@@ -1155,13 +1161,7 @@ impl<B: PacketBuf> Engine<B> {
     /// Counters of a client, reorder statistics summed over its flows.
     pub fn client_counters(&self, client: ClientId) -> Option<ClientCounters> {
         let c = self.client_ref(client)?;
-        let mut k = c.counters;
-        let mut r = ReorderStats::default();
-        for f in &c.rx_flows {
-            r.accumulate(f.reorder.stats());
-        }
-        k.reorder = r;
-        Some(k)
+        Some(c.counters_read())
     }
 
     /// Drops attributed to a client, per reason (`DropReason as usize`); each is also counted
