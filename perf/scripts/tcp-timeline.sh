@@ -9,6 +9,8 @@
 #   COMPENSATION=off perf/scripts/tcp-timeline.sh c1 weighted 8 R   # delay compensation off
 #   RATES=unset perf/scripts/tcp-timeline.sh u1 weighted 8 R   # no rate_mbps at the N-MADP
 #   NR_RATE=100 NR_DELAY=10 perf/scripts/tcp-timeline.sh c3 weighted    # three links (testbed.sh)
+#   SHAPE=on|off [SHAPE_QUEUE_MS=200] perf/scripts/tcp-timeline.sh s1 weighted 8 R  # shapers on or
+#   off on both sides (`shape = true` beside each rate_mbps; unset: as the templates say)
 #
 # Output in target/tcp-timeline/NAME/; prints iperf3's intervals, the goodput and the
 # retransmits, and the last BBR min_rtt.
@@ -45,7 +47,14 @@ done
 if [ "${RATES:-configured}" = unset ]; then
     # The N-MADP's paths get neither weight nor rate (as an operator who does not know the
     # access links' capacity would write them): weighted steering then splits equally.
-    sed -i '/^rate_mbps *=/d' "$RUN/nmadp.toml"
+    sed -i -e '/^rate_mbps *=/d' -e '/^shape\(_[a-z]*\)\? *=/d' "$RUN/nmadp.toml"
+fi
+case "${SHAPE:-}" in
+    on) sed -i -e '/^shape\(_[a-z]*\)\? *=/d' -e 's/^\(rate_mbps *= *[0-9]*\).*/\1\nshape = true/' "$RUN/nmadp.toml" "$RUN/cmadp.toml" ;;
+    off) sed -i '/^shape\(_[a-z]*\)\? *=/d' "$RUN/nmadp.toml" "$RUN/cmadp.toml" ;;
+esac
+if [ -n "${SHAPE_QUEUE_MS:-}" ]; then
+    sed -i -e '/^shape_queue_ms *=/d' -e "s/^shape = true.*/shape = true\nshape_queue_ms = $SHAPE_QUEUE_MS/" "$RUN/nmadp.toml" "$RUN/cmadp.toml"
 fi
 if [ "${COMPENSATION:-on}" = off ]; then
     sed -i 's/^\[defaults\]$/[defaults]\ndelay_compensation = false/' "$RUN/nmadp.toml"

@@ -120,6 +120,9 @@ drop_reasons! {
     TooManyFlows => "too_many_flows",
     /// Engine: the path's peer endpoint is not known yet (to be learned from its first PDU).
     NoRemote => "no_remote",
+    /// Engine: the delivery connection's shaper queue ([`crate::engine::Shaper::queue_ns`]) is
+    /// full: the PDU would wait longer than the configured bound for its turn at the path's rate.
+    ShaperQueueFull => "shaper_queue_full",
 }
 
 impl core::fmt::Display for DropReason {

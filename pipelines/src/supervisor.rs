@@ -806,6 +806,7 @@ mod tests {
             rate_bps: None,
             concatenation: false,
             udp_checksum: false,
+            shaper: None,
         }
     }
 

@@ -274,6 +274,12 @@ pub(crate) struct FileDelivery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_checksum: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape_percent: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape_queue_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trailer: Option<FileTrailer>,
 }
 

@@ -480,6 +480,28 @@ pub struct DeliveryConnection {
     /// Compute the outer UDP checksum of a UDP tunnel over IPv4 (default off: 0 = no
     /// checksum, RFC 768; IPv6 always carries one).
     pub udp_checksum: bool,
+    /// Pace what this side sends on the connection a little below `rate_mbps` (`shape = true`).
+    pub shape: Option<Shape>,
+}
+
+/// A delivery connection's shaper (`shape = true`): PDUs leave at `percent` % of `rate_mbps`
+/// (outer IP bytes), the excess waits in the data plane, and a PDU that would wait longer than
+/// `queue_ms` is dropped (`shaper_queue_full`). The access link then never queues: the data
+/// plane's queue, sized for the delay-compensated round trip of the whole aggregate, takes a
+/// sender's overshoot instead of the access links' shallow queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// 1..=100, default 98 (room for the link's own framing).
+    pub percent: u8,
+    /// 1..=10000, default 400: a BBR sender keeps up to about 3 x the bandwidth-delay product
+    /// in flight (its cwnd gain and ACK-aggregation allowance), at a compensated round trip of
+    /// 120 ms that is 2 x 120 ms of queue at the bottleneck; less makes it lose every cycle.
+    pub queue_ms: u32,
+}
+
+impl Shape {
+    pub const DEFAULT_PERCENT: u8 = 98;
+    pub const DEFAULT_QUEUE_MS: u32 = 400;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -127,6 +127,49 @@ fn minimal_gets_defaults() {
     assert!(!d.udp_checksum);
     let on = ok(&with("mtu = 1500", "mtu = 1500\nudp_checksum = true"));
     assert!(on.clients[0].deliveries[0].udp_checksum);
+    // No shaper unless asked for.
+    assert_eq!(d.shape, None);
+}
+
+#[test]
+fn shape_needs_a_rate_and_takes_percent_and_queue() {
+    let c = ok(&with(
+        "mtu = 1500",
+        "mtu = 1500\nrate_mbps = 50\nshape = true",
+    ));
+    assert_eq!(
+        c.clients[0].deliveries[0].shape,
+        Some(Shape {
+            percent: 98,
+            queue_ms: 400
+        })
+    );
+    let c = ok(&with(
+        "mtu = 1500",
+        "mtu = 1500\nrate_mbps = 50\nshape = true\nshape_percent = 90\nshape_queue_ms = 80",
+    ));
+    assert_eq!(
+        c.clients[0].deliveries[0].shape,
+        Some(Shape {
+            percent: 90,
+            queue_ms: 80
+        })
+    );
+    let e = err(&with("mtu = 1500", "mtu = 1500\nshape = true"));
+    assert!(
+        e.contains("shape") && e.contains("needs `rate_mbps`"),
+        "{e}"
+    );
+    let e = err(&with(
+        "mtu = 1500",
+        "mtu = 1500\nrate_mbps = 5\nshape_percent = 90",
+    ));
+    assert!(e.contains("need `shape = true`"), "{e}");
+    let e = err(&with(
+        "mtu = 1500",
+        "mtu = 1500\nrate_mbps = 5\nshape = true\nshape_percent = 0",
+    ));
+    assert!(e.contains("shape_percent") && e.contains("1..=100"), "{e}");
 }
 
 #[test]
@@ -167,7 +210,7 @@ fn unknown_field_points_at_the_key() {
         err(&with("mtu = 1500", "mtux = 1500")),
         "bad.toml:25:1: field `client[0].delivery[0].mtux`: unknown field `mtux`, expected one of \
          `id`, `name`, `iface`, `adaptation`, `local`, `remote`, `mtu`, `priority`, `weight`, \
-         `rate_mbps`, `udp_checksum`, `trailer`"
+         `rate_mbps`, `udp_checksum`, `shape`, `shape_percent`, `shape_queue_ms`, `trailer`"
     );
     assert_eq!(
         err(&with("[control]", "[control]\nport = 1")),

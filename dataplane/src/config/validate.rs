@@ -1062,6 +1062,41 @@ fn delivery(
     let rate_mbps = d
         .rate_mbps
         .map(|r| ranged(p, at.key("rate_mbps"), Some(r), 1, 1, 1_000_000) as u32);
+    let percent = ranged(
+        p,
+        at.key("shape_percent"),
+        d.shape_percent,
+        Shape::DEFAULT_PERCENT.into(),
+        1,
+        100,
+    ) as u8;
+    let queue_ms = ranged(
+        p,
+        at.key("shape_queue_ms"),
+        d.shape_queue_ms,
+        Shape::DEFAULT_QUEUE_MS.into(),
+        1,
+        10_000,
+    ) as u32;
+    let shape = match d.shape {
+        Some(true) if rate_mbps.is_none() => {
+            p.push(
+                at.key("shape"),
+                "needs `rate_mbps`: the shaper paces at a share of it".to_string(),
+            );
+            None
+        }
+        Some(true) => Some(Shape { percent, queue_ms }),
+        _ => {
+            if d.shape_percent.is_some() || d.shape_queue_ms.is_some() {
+                p.push(
+                    at.key("shape"),
+                    "`shape_percent` and `shape_queue_ms` need `shape = true`".to_string(),
+                );
+            }
+            None
+        }
+    };
     DeliveryConnection {
         id,
         name,
@@ -1075,6 +1110,7 @@ fn delivery(
         weight,
         rate_mbps,
         udp_checksum: d.udp_checksum.unwrap_or(false),
+        shape,
     }
 }
 
@@ -1482,6 +1518,9 @@ fn file_client(c: &Client) -> FileClient {
                 weight: (d.weight > 0).then(|| d.weight.into()),
                 rate_mbps: d.rate_mbps.map(Into::into),
                 udp_checksum: d.udp_checksum.then_some(true),
+                shape: d.shape.map(|_| true),
+                shape_percent: d.shape.map(|s| s.percent.into()),
+                shape_queue_ms: d.shape.map(|s| s.queue_ms.into()),
                 trailer: (c.convergence == Convergence::Trailer).then(|| file_trailer(d.trailer)),
             })
             .collect(),

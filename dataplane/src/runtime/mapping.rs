@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use pipelines::engine::{
     Adaptation as EAdaptation, AnchorConnection as EAnchor, ClientConfig, ClientId,
     ConfigError as EConfigError, Convergence as EConvergence, DeliveryConfig, EngineConfig,
-    ReorderTimeout as EReorderTimeout, Role as ERole, TcRule,
+    ReorderTimeout as EReorderTimeout, Role as ERole, Shaper, TcRule,
 };
 use pipelines::flow::path_monitor::{PathMonitorConfig, OUTSTANDING};
 use pipelines::flow::reassembly::ReassemblyConfig;
@@ -231,6 +231,10 @@ pub fn delivery(
         // draft-04 §4.2.3: concatenation needs First SDU Length in the trailers we send.
         concatenation: tx.contains(crate::config::TrailerField::Fsl),
         udp_checksum: d.udp_checksum,
+        shaper: d.shape.zip(d.rate_mbps).map(|(s, m)| Shaper {
+            rate_bps: u64::from(m) * 10_000 * u64::from(s.percent),
+            queue_ns: u64::from(s.queue_ms) * 1_000_000,
+        }),
     })
 }
 

@@ -174,6 +174,35 @@ pub struct DeliveryConfig {
     /// checksum" (RFC 768), as VXLAN and GTP-U deployments send, and computing it reads every
     /// byte of the PDU. IPv6 tunnels always carry one (RFC 8200 §8.1).
     pub udp_checksum: bool,
+    /// Pace this connection's PDUs at a rate, holding the excess in the engine (`None`: send at
+    /// once). See [`Shaper`].
+    pub shaper: Option<Shaper>,
+}
+
+/// A per-delivery-connection shaper: PDUs leave at most at `rate_bps` (outer IP bytes), the
+/// excess waits in the engine's delay line, and a PDU that would wait more than `queue_ns` for
+/// its turn is dropped ([`crate::DropReason::ShaperQueueFull`]).
+///
+/// Why: an access link's own queue is sized for its own round trip (tens of ms), while a TCP
+/// flow split over paths of different delays, with delay compensation, has the round trip of
+/// the slowest path plus the holds. A sender's overshoot (BBR's startup, CUBIC's probing)
+/// then overflows the access queues of every path at once. Shaped a little below its rate, the
+/// access link never queues, the tunnel endpoint is the bottleneck, and its queue (this
+/// bound) is sized for the compensated round trip. With weighted steering splitting by the
+/// same rates, each path's queue holds the same time's worth, so shaping adds no reordering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shaper {
+    /// Outer IP bits per second (not zero).
+    pub rate_bps: u64,
+    /// Longest wait for the shaper, ns.
+    pub queue_ns: u64,
+}
+
+impl Shaper {
+    /// Time `bytes` take at the shaper's rate, ns.
+    pub fn tx_time_ns(&self, bytes: usize) -> u64 {
+        ((bytes as u128 * 8 * 1_000_000_000) / u128::from(self.rate_bps.max(1))) as u64
+    }
 }
 
 impl DeliveryConfig {
@@ -201,6 +230,7 @@ impl DeliveryConfig {
             rate_bps: None,
             concatenation: false,
             udp_checksum: false,
+            shaper: None,
         }
     }
 

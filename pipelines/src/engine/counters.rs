@@ -116,6 +116,9 @@ pub struct PathCounters {
     pub duplicates_sent: u64,
     /// Peer endpoint learned or changed.
     pub rebinds: u64,
+    /// PDUs that waited for the path's shaper ([`crate::engine::Shaper`]); those it dropped
+    /// are the client's `shaper_queue_full` drops.
+    pub shaped: u64,
     /// Last time a data PDU was received (0 = never).
     pub last_rx: Instant,
 }

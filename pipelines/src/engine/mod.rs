@@ -46,7 +46,7 @@ use crate::Direction;
 
 pub use config::{
     Adaptation, AnchorConnection, ClientConfig, ClientId, ConfigError, Convergence, DeliveryConfig,
-    EngineConfig, ReorderTimeout, Role, TcRule,
+    EngineConfig, ReorderTimeout, Role, Shaper, TcRule,
 };
 pub use counters::{ClientCounters, EngineCounters, PathCounters};
 
@@ -110,6 +110,9 @@ struct Path {
     /// first, packets received over it are released this long after arrival at the earliest,
     /// so that every packet sees the same delay whichever path weighted steering gave it.
     hold_ns: u64,
+    /// Shaper ([`DeliveryConfig::shaper`]): when the PDUs already given to it will have left,
+    /// the earliest departure of the next one.
+    shape_next: Instant,
     counters: PathCounters,
 }
 
@@ -121,8 +124,11 @@ impl Path {
         path_params(&self.cfg, owd, self.rate_bps)
     }
 
-    fn new(cfg: DeliveryConfig, convergence: Convergence) -> Path {
+    fn new(mut cfg: DeliveryConfig, convergence: Convergence) -> Path {
+        // A zero rate would hold everything forever: no shaper.
+        cfg.shaper = cfg.shaper.filter(|s| s.rate_bps > 0);
         Path {
+            shape_next: 0,
             remote: cfg.remote,
             ident: 0,
             usable: false,
@@ -273,6 +279,11 @@ struct Client {
 impl Client {
     fn path_index(&self, id: PathId) -> Option<usize> {
         self.paths.iter().position(|p| p.cfg.id == id)
+    }
+
+    /// How many of its paths shape ([`Engine::shaping_paths`]).
+    fn shaping_paths(&self) -> usize {
+        self.paths.iter().filter(|p| p.cfg.shaper.is_some()).count()
     }
 
     fn first_anchor(&self) -> u16 {
@@ -444,6 +455,8 @@ pub struct Engine<B: PacketBuf> {
     delayed_seq: u64,
     /// Paths (over every client) with a nonzero hold: 0 skips the scan of each burst.
     holding_paths: usize,
+    /// Paths (over every client) with a shaper: with `holding_paths`, 0 skips that scan.
+    shaping_paths: usize,
     /// Reused for the scan of a burst's outputs.
     spare_out: Vec<Output<B>>,
 }
@@ -513,6 +526,7 @@ impl<B: PacketBuf> Engine<B> {
             delayed: std::collections::BinaryHeap::new(),
             delayed_seq: 0,
             holding_paths: 0,
+            shaping_paths: 0,
             spare_out: Vec::new(),
         }
     }
@@ -555,25 +569,56 @@ impl<B: PacketBuf> Engine<B> {
         self.holding_paths = (self.holding_paths + after).saturating_sub(before);
     }
 
-    /// Moves the PDUs of `out[start..]` whose path holds (delay compensation) to the delay
-    /// line; they come out of [`Engine::poll`] when due.
-    fn delay_outputs(&mut self, start: usize, now: Instant, out: &mut Vec<Output<B>>) {
-        if self.holding_paths == 0 || out.len() <= start {
+    /// Moves the PDUs of `out[start..]` whose path holds (delay compensation) or shapes to the
+    /// delay line; they come out of [`Engine::poll`] when due. A shaped PDU leaves when the
+    /// path's earlier PDUs have left at its rate (and its hold has passed); one that would wait
+    /// longer than the shaper's bound is dropped.
+    fn delay_outputs(
+        &mut self,
+        start: usize,
+        now: Instant,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        if (self.holding_paths == 0 && self.shaping_paths == 0) || out.len() <= start {
             return;
         }
         let mut tail = std::mem::take(&mut self.spare_out);
         tail.extend(out.drain(start..));
+        // What is due goes first: a PDU sent at once below must not overtake its path's
+        // earlier PDUs still in the line.
+        self.release_delayed(now, out);
         for o in tail.drain(..) {
-            let hold = match &o {
-                Output::Delivery { client, path, .. } => self
-                    .by_id
-                    .get(client)
-                    .and_then(|&ci| self.clients.get(ci)?.as_ref())
-                    .and_then(|c| c.paths.get(c.path_index(*path)?))
-                    .map_or(0, |p| p.hold_ns),
-                _ => 0,
-            };
-            if hold == 0 {
+            let mut at = now;
+            let mut full = None;
+            if let Output::Delivery { client, path, pkt } = &o {
+                let found = self.by_id.get(client).and_then(|&ci| {
+                    let c = self.clients.get_mut(ci)?.as_mut()?;
+                    let pi = c.path_index(*path)?;
+                    Some((ci, c.paths.get_mut(pi)?))
+                });
+                if let Some((ci, p)) = found {
+                    let earliest = now.saturating_add(p.hold_ns);
+                    at = earliest;
+                    if let Some(s) = p.cfg.shaper {
+                        let turn = earliest.max(p.shape_next);
+                        if turn - earliest > s.queue_ns {
+                            full = Some(ci);
+                        } else {
+                            p.shape_next = turn.saturating_add(s.tx_time_ns(pkt.len()));
+                            if turn > earliest {
+                                p.counters.shaped += 1;
+                            }
+                            at = turn;
+                        }
+                    }
+                }
+            }
+            if let Some(ci) = full {
+                if let Output::Delivery { pkt, .. } = o {
+                    self.drop_for(ci, pool, pkt, DropReason::ShaperQueueFull);
+                }
+            } else if at <= now {
                 out.push(o);
             } else if self.delayed.len() >= self.cfg.max_delayed {
                 // Bounded: past the limit the PDU goes at once (counted).
@@ -583,7 +628,7 @@ impl<B: PacketBuf> Engine<B> {
                 self.delayed_seq += 1;
                 self.counters.delayed += 1;
                 self.delayed.push(Delayed {
-                    at: now.saturating_add(hold),
+                    at,
                     seq: self.delayed_seq,
                     out: o,
                 });
@@ -685,6 +730,7 @@ impl<B: PacketBuf> Engine<B> {
             .iter()
             .map(|d| Path::new(*d, cfg.convergence))
             .collect();
+        self.shaping_paths += paths.iter().filter(|p| p.cfg.shaper.is_some()).count();
         // Exact capacities: a Vec grown by push reserves room for 4, which for the ~690-byte
         // per-class steering state was most of a client's memory.
         let tc_ids = config::tc_ids(&cfg);
@@ -863,6 +909,7 @@ impl<B: PacketBuf> Engine<B> {
         if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.take()) {
             let holding = c.paths.iter().filter(|p| p.hold_ns > 0).count();
             self.holding_paths = self.holding_paths.saturating_sub(holding);
+            self.shaping_paths = self.shaping_paths.saturating_sub(c.shaping_paths());
             self.by_anchor.remove(&c.cfg.anchor_addr);
             let slab = &mut self.slab;
             for f in c.rx_flows {
@@ -916,6 +963,7 @@ impl<B: PacketBuf> Engine<B> {
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
             return Err(ConfigError::UnknownClient(client));
         };
+        self.shaping_paths = self.shaping_paths.saturating_sub(c.shaping_paths());
         let convergence = c.cfg.convergence;
         c.cfg = trial;
         c.cfg.deliveries = Vec::new();
@@ -930,10 +978,12 @@ impl<B: PacketBuf> Engine<B> {
                 n.rate_bps = p.rate_bps;
                 n.counters = p.counters;
                 n.hold_ns = p.hold_ns;
+                n.shape_next = p.shape_next;
                 *p = n;
             }
             None => c.paths.push(Path::new(d, convergence)),
         }
+        self.shaping_paths += c.shaping_paths();
         let p = c.paths.iter().find(|p| p.cfg.id == d.id);
         let params = p.map(|p| p.steering_params());
         for t in &mut c.tcs {

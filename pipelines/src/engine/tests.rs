@@ -1209,3 +1209,86 @@ fn peeking_udp_endpoints_never_panics_and_reads_v4_and_v6() {
         "IHL below 5"
     );
 }
+
+/// A shaped path paces its PDUs at its rate: the first leaves at once, each next one when its
+/// predecessors have left at 8 Mbit/s, in order; one that would wait past the bound is dropped
+/// and counted; an idle shaper sends at once again.
+#[test]
+fn shaper_paces_a_burst_at_the_path_rate_and_drops_past_its_queue_bound() {
+    let mut cfg = client(
+        Role::NMadp,
+        Convergence::Trailer,
+        Adaptation::UdpTunnel {
+            header_optimization: false,
+        },
+    );
+    // 8 Mbit/s: one byte per microsecond.
+    cfg.deliveries[0].shaper = Some(Shaper {
+        rate_bps: 8_000_000,
+        queue_ns: 10 * MS,
+    });
+    let mut e = Engine::<HeapBuf>::new(EngineConfig::new(Role::NMadp, sa(CONTROL)));
+    e.add_client(cfg).unwrap();
+    e.set_path_usable(ClientId(7), PathId(1), true);
+    let mut pool = HeapPool::default();
+    let mut out = Vec::new();
+    for i in 0..20 {
+        let s = down_sdu(&mut pool, i, 1000);
+        e.from_anchor(s, 0, &mut pool, &mut out);
+    }
+    let first = deliveries(&mut out);
+    assert_eq!(first.len(), 1, "an idle shaper sends at once");
+    let tx = first[0].len() as u64 * 1000; // ns at one byte per µs
+                                           // The k-th next PDU leaves at k × tx; those with k × tx beyond 10 ms are dropped.
+    let queued = (10 * MS / tx) as usize;
+    let dropped = 19 - queued;
+    assert!(
+        queued >= 5 && dropped >= 5,
+        "queued {queued}, dropped {dropped}"
+    );
+    assert_eq!(
+        e.counters().drops[DropReason::ShaperQueueFull as usize],
+        dropped as u64
+    );
+    assert_eq!(
+        e.client_drops(ClientId(7)).unwrap()[DropReason::ShaperQueueFull as usize],
+        dropped as u64
+    );
+    assert_eq!(
+        e.path_counters(ClientId(7), PathId(1)).unwrap().shaped,
+        queued as u64
+    );
+    assert_eq!(e.tx_deadline(), Some(tx));
+    // Each leaves at its turn, not before, in the order it was given.
+    let mut sns = Vec::new();
+    for k in 1..=queued as u64 {
+        e.poll(k * tx - 1, &mut pool, &mut out);
+        assert!(out.is_empty(), "PDU {k} not before {} ns", k * tx);
+        e.poll(k * tx, &mut pool, &mut out);
+        let d = deliveries(&mut out);
+        assert_eq!(d.len(), 1, "PDU {k} at its turn");
+        sns.push(
+            MxTrailer::parse(d[0].data())
+                .unwrap()
+                .sequence_number
+                .unwrap(),
+        );
+    }
+    assert!(sns.windows(2).all(|w| w[0] < w[1]), "in order: {sns:?}");
+    assert_eq!(e.tx_deadline(), None);
+    // Idle again: at once.
+    let t = 100 * MS;
+    let s = down_sdu(&mut pool, 99, 1000);
+    e.from_anchor(s, t, &mut pool, &mut out);
+    assert_eq!(deliveries(&mut out).len(), 1);
+    // Taking the shaper off the path (a new configuration) sends the next burst at once.
+    let mut d = DeliveryConfig::udp_tunnel(PathId(1), sa(N_WIFI), Some(sa(C_WIFI)));
+    d.client_addr = Some(sa(C_WIFI).ip());
+    e.update_delivery(ClientId(7), d).unwrap();
+    for i in 100..110 {
+        let s = down_sdu(&mut pool, i, 1000);
+        e.from_anchor(s, t, &mut pool, &mut out);
+    }
+    assert_eq!(deliveries(&mut out).len(), 10);
+    assert_eq!(e.shaping_paths, 0);
+}

@@ -28,7 +28,7 @@ impl<B: PacketBuf> Engine<B> {
         let start = out.len();
         let (info, ci) = self.classify_one(&pkt);
         self.anchor_one(pkt, info, ci, now, pool, out, false);
-        self.delay_outputs(start, now, out);
+        self.delay_outputs(start, now, pool, out);
     }
 
     /// Parses an anchor-side packet and finds its client slot (one look-up).
@@ -97,7 +97,7 @@ impl<B: PacketBuf> Engine<B> {
         while let Some(g) = self.groups.pop() {
             self.flush_group(g, pool, out);
         }
-        self.delay_outputs(start, now, out);
+        self.delay_outputs(start, now, pool, out);
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -16,7 +16,7 @@ use crate::buf::{BufPool, HeapBuf, HeapPool, PacketBuf};
 use crate::engine::{
     Adaptation, AnchorConnection, ClientConfig, ClientCounters, ClientId, Convergence,
     DeliveryConfig, Engine, EngineConfig, EngineCounters, Output, PathCounters, ReorderTimeout,
-    Role, TcRule,
+    Role, Shaper, TcRule,
 };
 use crate::flow::path_monitor::PathMonitorConfig;
 use crate::flow::reassembly::ReassemblyConfig;
@@ -145,6 +145,10 @@ pub struct SimConfig {
     pub concatenation: bool,
     /// Outer UDP checksums on IPv4 tunnels ([`DeliveryConfig::udp_checksum`]).
     pub udp_checksum: bool,
+    /// Shape every path at this percentage of its link rate (0: no shaper), holding at most
+    /// `shape_queue_ns` ([`DeliveryConfig::shaper`]).
+    pub shape_percent: u8,
+    pub shape_queue_ns: u64,
     pub flows: Vec<FlowSpec>,
     pub traffic_classes: Vec<TcRule>,
     /// Sources stop at this time; the run continues until `drain_ns` later.
@@ -215,6 +219,8 @@ impl SimConfig {
             ),
             concatenation: false,
             udp_checksum: false,
+            shape_percent: 0,
+            shape_queue_ns: 200 * MS,
             flows: Vec::new(),
             traffic_classes: Vec::new(),
             duration_ns: 1000 * MS,
@@ -543,6 +549,10 @@ fn client_config(cfg: &SimConfig, addr: &Addresses, role: Role) -> ClientConfig 
                 rate_bps: (rate > 0).then_some(rate),
                 concatenation: cfg.concatenation,
                 udp_checksum: cfg.udp_checksum,
+                shaper: (cfg.shape_percent > 0 && rate > 0).then(|| Shaper {
+                    rate_bps: rate * u64::from(cfg.shape_percent) / 100,
+                    queue_ns: cfg.shape_queue_ns,
+                }),
             }
         })
         .collect();
