@@ -8,6 +8,7 @@
 #   BIN=target/release for the release build)
 #   COMPENSATION=off perf/scripts/tcp-timeline.sh c1 weighted 8 R   # delay compensation off
 #   RATES=unset perf/scripts/tcp-timeline.sh u1 weighted 8 R   # no rate_mbps at the N-MADP
+#   RATES=measured perf/scripts/tcp-timeline.sh m1 weighted 8 R   # no rate_mbps, shaped: measured
 #   NR_RATE=100 NR_DELAY=10 perf/scripts/tcp-timeline.sh c3 weighted    # three links (testbed.sh)
 #   SHAPE=on|off [SHAPE_QUEUE_MS=200] perf/scripts/tcp-timeline.sh s1 weighted 8 R  # shapers on or
 #   off on both sides (`shape = true` beside each rate_mbps; unset: as the templates say)
@@ -44,6 +45,11 @@ for f in nmadp cmadp; do
         -e "s#@WIFI_RATE@#${WIFI_RATE:-50}#g" -e "s#@LTE_RATE@#${LTE_RATE:-20}#g" "${nr[@]}" \
         "$ROOT/deploy/testbed/$f.toml" >"$RUN/$f.toml"
 done
+if [ "${RATES:-configured}" = measured ]; then
+    # No rate_mbps at the N-MADP, its paths still shaped: it measures each path's capacity
+    # (pipelines::flow::capacity) and steers and shapes by the estimates.
+    sed -i -e '/^rate_mbps *=/d' "$RUN/nmadp.toml"
+fi
 if [ "${RATES:-configured}" = unset ]; then
     # The N-MADP's paths get neither weight nor rate (as an operator who does not know the
     # access links' capacity would write them): weighted steering then splits equally.

@@ -45,6 +45,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use crate::engine::{ClientId, DeliveryConfig, Role};
+use crate::flow::capacity::{CapacityConfig, CapacityEstimator};
 use crate::flow::path_monitor::{PathMonitor, PathMonitorConfig, PathState};
 use crate::flow::seqnum::{SeqSpace, Sn16};
 use crate::flow::steering::PathId;
@@ -78,6 +79,9 @@ pub struct SupervisorConfig {
     /// An OWD estimate is pushed when it moved by more than this many percent (steering and
     /// the adaptive reorder timeout do not need every sample).
     pub estimate_change_pct: u64,
+    /// N-MADP: the capacity estimators of shaped paths without a configured rate (their
+    /// `initial_bps` is the shaper's configured rate).
+    pub capacity: CapacityConfig,
 }
 
 impl SupervisorConfig {
@@ -104,6 +108,7 @@ impl SupervisorConfig {
             probe_restart_backstep: 4,
             restart_dedupe_ns: 1000 * MS,
             estimate_change_pct: 10,
+            capacity: CapacityConfig::default(),
         }
     }
 }
@@ -136,6 +141,13 @@ pub enum Action {
     RemoteLearnt { client: ClientId, d: DeliveryConfig },
     /// The client's peer restarted: `Engine::reset_rx_flows`.
     ResetRxFlows { client: ClientId },
+    /// `Engine::set_path_rate`: a shaped path without a configured rate has a new measured
+    /// capacity ([`crate::flow::capacity`]); its shaper and steering follow it.
+    SetRate {
+        client: ClientId,
+        path: PathId,
+        rate_bps: u64,
+    },
 }
 
 impl Action {
@@ -147,6 +159,7 @@ impl Action {
             | Action::SetEstimates { client, .. }
             | Action::UpdateDelivery { client, .. }
             | Action::RemoteLearnt { client, .. }
+            | Action::SetRate { client, .. }
             | Action::ResetRxFlows { client } => client,
         }
     }
@@ -190,6 +203,8 @@ pub struct SupervisorCounters {
     pub remotes_learnt: u64,
     /// Peer restarts detected, each followed by [`Action::ResetRxFlows`].
     pub peer_restarts: u64,
+    /// Measured capacities pushed ([`Action::SetRate`]).
+    pub rate_updates: u64,
 }
 
 /// Whether a peer's per-connection SN (keep-alive or probe) went back by more than `backstep`
@@ -258,6 +273,35 @@ fn note_restart(
     }
 }
 
+/// A new RTT sample of a path with a capacity estimator: the estimator's new rate goes to the
+/// engine, and into the path's configuration (a later `UpdateDelivery` keeps it).
+fn measure_capacity(
+    p: &mut SupPath,
+    client: ClientId,
+    now: Instant,
+    lost: bool,
+    hold_ns: u64,
+    counters: &mut SupervisorCounters,
+    out: &mut Vec<Action>,
+) {
+    let m = &p.monitor;
+    let (Some(e), Some(rtt), Some(min)) = (p.capacity.as_mut(), m.latest_rtt_ns(), m.min_rtt_ns())
+    else {
+        return;
+    };
+    if let Some(rate_bps) = e.on_rtt(now, rtt, min, lost, hold_ns) {
+        if let Some(s) = p.cfg.shaper.as_mut() {
+            s.rate_bps = rate_bps;
+        }
+        counters.rate_updates += 1;
+        out.push(Action::SetRate {
+            client,
+            path: p.cfg.id,
+            rate_bps,
+        });
+    }
+}
+
 /// One supervised path.
 #[derive(Debug, Clone)]
 pub struct SupPath {
@@ -280,9 +324,16 @@ pub struct SupPath {
     next_keepalive: Instant,
     last_alive: Instant,
     keepalives_rx: u64,
+    /// N-MADP, a shaped path without a configured rate: its measured capacity.
+    capacity: Option<CapacityEstimator>,
 }
 
 impl SupPath {
+    /// The measured capacity of a shaped path without a configured rate (N-MADP).
+    pub fn capacity(&self) -> Option<&CapacityEstimator> {
+        self.capacity.as_ref()
+    }
+
     pub fn id(&self) -> PathId {
         self.cfg.id
     }
@@ -384,6 +435,13 @@ impl Supervisor {
                 next_keepalive: now + (i as u64) * MS,
                 last_alive: now,
                 keepalives_rx: 0,
+                capacity: match (self.cfg.role, cfg.shaper, cfg.rate_bps) {
+                    (Role::NMadp, Some(s), None) => Some(CapacityEstimator::new(CapacityConfig {
+                        initial_bps: s.rate_bps,
+                        ..self.cfg.capacity
+                    })),
+                    _ => None,
+                },
             })
             .collect();
         self.remove_client(id);
@@ -458,7 +516,27 @@ impl Supervisor {
                         if p.rcid_probes.contains(&Some(ack_number)) {
                             p.monitor.on_probe_ack_unmeasured(ack_number, ev.at);
                         } else {
+                            let before = *p.monitor.stats();
                             p.monitor.on_probe_ack(ack_number, ev.at);
+                            let after = p.monitor.stats();
+                            if after.acks_matched > before.acks_matched {
+                                let lost = after.probes_lost > before.probes_lost;
+                                // The delay-compensation hold of this path's data (the engine
+                                // holds each path by how much faster it is than the slowest).
+                                let owd = |p: &SupPath| p.monitor.propagation_owd_ns();
+                                let slowest = c.paths.iter().filter_map(owd).max().unwrap_or(0);
+                                let p = &mut c.paths[i];
+                                let hold = slowest.saturating_sub(owd(p).unwrap_or(slowest));
+                                measure_capacity(
+                                    p,
+                                    cid,
+                                    ev.at,
+                                    lost,
+                                    hold,
+                                    &mut self.counters,
+                                    out,
+                                );
+                            }
                         }
                     }
                     None => self.counters.unknown_path += 1,
@@ -602,6 +680,19 @@ impl Supervisor {
             if role == Role::NMadp {
                 p.monitor.on_data(last_rx);
             }
+        }
+    }
+
+    /// What a path sent lately (bits per second over the caller's last interval): a capacity
+    /// estimator raises a rate only while its shaper sends about as fast as it may.
+    pub fn on_sent_rate(&mut self, client: ClientId, path: PathId, sent_bps: u64) {
+        if let Some(e) = self
+            .clients
+            .get_mut(&client)
+            .and_then(|c| c.paths.iter_mut().find(|p| p.cfg.id == path))
+            .and_then(|p| p.capacity.as_mut())
+        {
+            e.on_sent_rate(sent_bps);
         }
     }
 

@@ -155,9 +155,20 @@ fn shape_needs_a_rate_and_takes_percent_and_queue() {
             queue_ms: 80
         })
     );
-    let e = err(&with("mtu = 1500", "mtu = 1500\nshape = true"));
+    // No rate on an N-MADP: measured (the shaper follows the path's capacity estimate); a
+    // C-MADP cannot measure.
+    let c = ok(&with("mtu = 1500", "mtu = 1500\nshape = true"));
+    assert_eq!(c.clients[0].deliveries[0].rate_mbps, None);
+    assert!(c.clients[0].deliveries[0].shape.is_some());
+    let cm = with("role = \"n-madp\"", "role = \"c-madp\"")
+        .replace(
+            "local = \"192.0.2.1:10021\"",
+            "remote = \"192.0.2.1:10021\"",
+        )
+        .replace("mtu = 1500", "mtu = 1500\nshape = true");
+    let e = err(&cm);
     assert!(
-        e.contains("shape") && e.contains("needs `rate_mbps`"),
+        e.contains("shape") && e.contains("needs `rate_mbps` on a C-MADP"),
         "{e}"
     );
     let e = err(&with(

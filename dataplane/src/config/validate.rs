@@ -1079,10 +1079,13 @@ fn delivery(
         10_000,
     ) as u32;
     let shape = match d.shape {
-        Some(true) if rate_mbps.is_none() => {
+        // Without a rate the N-MADP measures the path's capacity (probes); the C-MADP cannot
+        // (only the N-MADP probes, draft-04 §5.2).
+        Some(true) if rate_mbps.is_none() && role == Role::CMadp => {
             p.push(
                 at.key("shape"),
-                "needs `rate_mbps`: the shaper paces at a share of it".to_string(),
+                "needs `rate_mbps` on a C-MADP (only the N-MADP measures a path's capacity)"
+                    .to_string(),
             );
             None
         }

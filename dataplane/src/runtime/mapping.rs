@@ -15,6 +15,7 @@ use pipelines::engine::{
     ConfigError as EConfigError, Convergence as EConvergence, DeliveryConfig, EngineConfig,
     ReorderTimeout as EReorderTimeout, Role as ERole, Shaper, TcRule,
 };
+use pipelines::flow::capacity::CapacityConfig;
 use pipelines::flow::path_monitor::{PathMonitorConfig, OUTSTANDING};
 use pipelines::flow::reassembly::ReassemblyConfig;
 use pipelines::flow::reorder::{ReorderConfig, DEFAULT_TIMEOUT_NS};
@@ -231,8 +232,14 @@ pub fn delivery(
         // draft-04 §4.2.3: concatenation needs First SDU Length in the trailers we send.
         concatenation: tx.contains(crate::config::TrailerField::Fsl),
         udp_checksum: d.udp_checksum,
-        shaper: d.shape.zip(d.rate_mbps).map(|(s, m)| Shaper {
-            rate_bps: u64::from(m) * 10_000 * u64::from(s.percent),
+        // Without a rate (N-MADP only, validated), the shaper starts at the capacity
+        // estimator's initial rate and follows its measurements (pipelines::flow::capacity).
+        shaper: d.shape.map(|s| Shaper {
+            rate_bps: d
+                .rate_mbps
+                .map_or(CapacityConfig::default().initial_bps, |m| {
+                    u64::from(m) * 10_000 * u64::from(s.percent)
+                }),
             queue_ns: u64::from(s.queue_ms) * 1_000_000,
         }),
     })

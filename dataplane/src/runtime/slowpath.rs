@@ -265,6 +265,9 @@ impl SlowPath {
                     Command::UpdateDelivery { id, d }
                 }
                 Action::ResetRxFlows { .. } => Command::ResetRxFlows { id },
+                Action::SetRate { path, rate_bps, .. } => {
+                    Command::SetPathRate { id, path, rate_bps }
+                }
             };
             self.send(owner, cmd);
         }
@@ -278,11 +281,9 @@ impl SlowPath {
                 for ps in &cs.paths {
                     self.sup
                         .on_data(cs.id, ps.id, ps.counters.last_rx, ps.remote.is_some());
-                    self.rates.entry((cs.id, ps.id)).or_default().update(
-                        snap.at,
-                        ps.counters.tx_bytes,
-                        ps.counters.rx_bytes,
-                    );
+                    let r = self.rates.entry((cs.id, ps.id)).or_default();
+                    r.update(snap.at, ps.counters.tx_bytes, ps.counters.rx_bytes);
+                    self.sup.on_sent_rate(cs.id, ps.id, r.tx_bps);
                 }
             }
         }

@@ -86,6 +86,12 @@ pub(crate) enum Command {
         owd_ns: u64,
         rate_bps: Option<u64>,
     },
+    /// A measured capacity (`Engine::set_path_rate`).
+    SetPathRate {
+        id: ClientId,
+        path: PathId,
+        rate_bps: u64,
+    },
     UpdateDelivery {
         id: ClientId,
         d: DeliveryConfig,
@@ -368,6 +374,9 @@ impl<X: Buffers> Worker<X> {
                     rate_bps,
                 } => {
                     self.engine.set_path_estimates(id, path, owd_ns, rate_bps);
+                }
+                Command::SetPathRate { id, path, rate_bps } => {
+                    self.engine.set_path_rate(id, path, rate_bps);
                 }
                 Command::UpdateDelivery { id, d } => {
                     let _ = self.engine.update_delivery(id, d);

@@ -110,9 +110,11 @@ struct Path {
     /// first, packets received over it are released this long after arrival at the earliest,
     /// so that every packet sees the same delay whichever path weighted steering gave it.
     hold_ns: u64,
-    /// Shaper ([`DeliveryConfig::shaper`]): when the PDUs already given to it will have left,
-    /// the earliest departure of the next one.
+    /// Shaper ([`DeliveryConfig::shaper`]): the earliest departure of the next PDU (when the
+    /// last one will have left at the rate).
     shape_next: Instant,
+    /// Its waiting PDUs, while there are any: a slot of [`Engine::shape_queues`].
+    shape_slot: Option<u32>,
     counters: PathCounters,
 }
 
@@ -129,6 +131,7 @@ impl Path {
         cfg.shaper = cfg.shaper.filter(|s| s.rate_bps > 0);
         Path {
             shape_next: 0,
+            shape_slot: None,
             remote: cfg.remote,
             ident: 0,
             usable: false,
@@ -457,9 +460,27 @@ pub struct Engine<B: PacketBuf> {
     holding_paths: usize,
     /// Paths (over every client) with a shaper: with `holding_paths`, 0 skips that scan.
     shaping_paths: usize,
+    /// The PDUs waiting for their path's shaper, one FIFO per path that has any (slots reused).
+    shape_queues: Vec<ShapeQueue<B>>,
+    free_shape_slots: Vec<u32>,
+    /// Slots with waiting PDUs: poll and the deadline visit only these.
+    shape_active: Vec<u32>,
     /// Reused for the scan of a burst's outputs.
     spare_out: Vec<Output<B>>,
 }
+
+/// The PDUs waiting for one path's shaper, in order, each with the time its hold ends. The
+/// rate is applied when a PDU leaves, not when it arrives, so a new rate (a measured capacity)
+/// applies at once to everything waiting.
+struct ShapeQueue<B> {
+    ci: u32,
+    pi: u32,
+    q: std::collections::VecDeque<(Instant, Output<B>)>,
+    bytes: usize,
+}
+
+/// A late poll may send at most this much of a shaper's schedule at once (catching up).
+const SHAPER_CATCH_UP_NS: u64 = 2 * crate::flow::MS;
 
 /// A PDU in the delay-compensation line, ordered by release time (then arrival).
 struct Delayed<B> {
@@ -527,6 +548,9 @@ impl<B: PacketBuf> Engine<B> {
             delayed_seq: 0,
             holding_paths: 0,
             shaping_paths: 0,
+            shape_queues: Vec::new(),
+            free_shape_slots: Vec::new(),
+            shape_active: Vec::new(),
             spare_out: Vec::new(),
         }
     }
@@ -569,10 +593,10 @@ impl<B: PacketBuf> Engine<B> {
         self.holding_paths = (self.holding_paths + after).saturating_sub(before);
     }
 
-    /// Moves the PDUs of `out[start..]` whose path holds (delay compensation) or shapes to the
-    /// delay line; they come out of [`Engine::poll`] when due. A shaped PDU leaves when the
-    /// path's earlier PDUs have left at its rate (and its hold has passed); one that would wait
-    /// longer than the shaper's bound is dropped.
+    /// Moves the PDUs of `out[start..]` whose path holds (delay compensation) to the delay
+    /// line and those of shaped paths to their path's shaper queue; they come out of
+    /// [`Engine::poll`] when due. A shaped PDU that would wait longer than the shaper's bound
+    /// is dropped.
     fn delay_outputs(
         &mut self,
         start: usize,
@@ -586,38 +610,27 @@ impl<B: PacketBuf> Engine<B> {
         let mut tail = std::mem::take(&mut self.spare_out);
         tail.extend(out.drain(start..));
         // What is due goes first: a PDU sent at once below must not overtake its path's
-        // earlier PDUs still in the line.
+        // earlier PDUs still waiting.
         self.release_delayed(now, out);
+        self.release_shaped(now, out);
         for o in tail.drain(..) {
             let mut at = now;
-            let mut full = None;
-            if let Output::Delivery { client, path, pkt } = &o {
+            let mut shaped = None;
+            if let Output::Delivery { client, path, .. } = &o {
                 let found = self.by_id.get(client).and_then(|&ci| {
-                    let c = self.clients.get_mut(ci)?.as_mut()?;
+                    let c = self.clients.get(ci)?.as_ref()?;
                     let pi = c.path_index(*path)?;
-                    Some((ci, c.paths.get_mut(pi)?))
+                    Some((ci, pi, c.paths.get(pi)?))
                 });
-                if let Some((ci, p)) = found {
-                    let earliest = now.saturating_add(p.hold_ns);
-                    at = earliest;
-                    if let Some(s) = p.cfg.shaper {
-                        let turn = earliest.max(p.shape_next);
-                        if turn - earliest > s.queue_ns {
-                            full = Some(ci);
-                        } else {
-                            p.shape_next = turn.saturating_add(s.tx_time_ns(pkt.len()));
-                            if turn > earliest {
-                                p.counters.shaped += 1;
-                            }
-                            at = turn;
-                        }
+                if let Some((ci, pi, p)) = found {
+                    at = now.saturating_add(p.hold_ns);
+                    if p.cfg.shaper.is_some() {
+                        shaped = Some((ci, pi));
                     }
                 }
             }
-            if let Some(ci) = full {
-                if let Output::Delivery { pkt, .. } = o {
-                    self.drop_for(ci, pool, pkt, DropReason::ShaperQueueFull);
-                }
+            if let Some((ci, pi)) = shaped {
+                self.shape(ci, pi, at, now, o, pool, out);
             } else if at <= now {
                 out.push(o);
             } else if self.delayed.len() >= self.cfg.max_delayed {
@@ -637,10 +650,167 @@ impl<B: PacketBuf> Engine<B> {
         self.spare_out = tail;
     }
 
+    /// One PDU of shaped path `pi` of client `ci`, whose hold ends at `earliest`: sent at once
+    /// if the path's shaper is idle and the hold is over, else queued behind what waits there,
+    /// or dropped when what waits already takes longer than the shaper's bound.
+    #[allow(clippy::too_many_arguments)]
+    fn shape(
+        &mut self,
+        ci: usize,
+        pi: usize,
+        earliest: Instant,
+        now: Instant,
+        o: Output<B>,
+        pool: &mut dyn BufPool<B>,
+        out: &mut Vec<Output<B>>,
+    ) {
+        let len = match &o {
+            Output::Delivery { pkt, .. } => pkt.len(),
+            _ => 0,
+        };
+        let Some(p) = self
+            .clients
+            .get_mut(ci)
+            .and_then(|c| c.as_mut())
+            .and_then(|c| c.paths.get_mut(pi))
+        else {
+            return out.push(o);
+        };
+        let Some(s) = p.cfg.shaper else {
+            return out.push(o);
+        };
+        let queued = p
+            .shape_slot
+            .map_or(0, |q| self.shape_queues[q as usize].bytes);
+        if queued == 0 && earliest <= now && p.shape_next <= now {
+            p.shape_next = p
+                .shape_next
+                .max(now.saturating_sub(SHAPER_CATCH_UP_NS))
+                .saturating_add(s.tx_time_ns(len));
+            return out.push(o);
+        }
+        // How long what waits takes to leave, from when this PDU may.
+        let wait = p.shape_next.saturating_sub(earliest) + s.tx_time_ns(queued);
+        if wait > s.queue_ns {
+            if let Output::Delivery { pkt, .. } = o {
+                self.drop_for(ci, pool, pkt, DropReason::ShaperQueueFull);
+            }
+            return;
+        }
+        p.counters.shaped += 1;
+        let slot = match p.shape_slot {
+            Some(q) => q,
+            None => {
+                let q = match self.free_shape_slots.pop() {
+                    Some(q) => q,
+                    None => {
+                        self.shape_queues.push(ShapeQueue {
+                            ci: 0,
+                            pi: 0,
+                            q: std::collections::VecDeque::new(),
+                            bytes: 0,
+                        });
+                        (self.shape_queues.len() - 1) as u32
+                    }
+                };
+                let sq = &mut self.shape_queues[q as usize];
+                (sq.ci, sq.pi) = (ci as u32, pi as u32);
+                p.shape_slot = Some(q);
+                self.shape_active.push(q);
+                q
+            }
+        };
+        let sq = &mut self.shape_queues[slot as usize];
+        sq.q.push_back((earliest, o));
+        sq.bytes += len;
+    }
+
+    /// Sends what the shapers may send by `now` (everything with `Instant::MAX`), each path at
+    /// its current rate.
+    fn release_shaped(&mut self, now: Instant, out: &mut Vec<Output<B>>) {
+        let mut i = 0;
+        while i < self.shape_active.len() {
+            let slot = self.shape_active[i];
+            let sq = &mut self.shape_queues[slot as usize];
+            let p = self
+                .clients
+                .get_mut(sq.ci as usize)
+                .and_then(|c| c.as_mut())
+                .and_then(|c| c.paths.get_mut(sq.pi as usize));
+            if let Some(p) = p {
+                let s = p.cfg.shaper;
+                while let Some((earliest, _)) = sq.q.front() {
+                    let turn = (*earliest).max(p.shape_next);
+                    if turn > now {
+                        break;
+                    }
+                    let Some((_, o)) = sq.q.pop_front() else {
+                        break;
+                    };
+                    let len = match &o {
+                        Output::Delivery { pkt, .. } => pkt.len(),
+                        _ => 0,
+                    };
+                    sq.bytes = sq.bytes.saturating_sub(len);
+                    let tx = s.map_or(0, |s| s.tx_time_ns(len));
+                    p.shape_next = turn
+                        .max(now.saturating_sub(SHAPER_CATCH_UP_NS))
+                        .saturating_add(tx);
+                    out.push(o);
+                }
+            } else {
+                // The path is gone (its client was removed): what waited is sent as it was.
+                out.extend(sq.q.drain(..).map(|(_, o)| o));
+            }
+            if sq.q.is_empty() {
+                sq.bytes = 0;
+                if let Some(p) = self
+                    .clients
+                    .get_mut(sq.ci as usize)
+                    .and_then(|c| c.as_mut())
+                    .and_then(|c| c.paths.get_mut(sq.pi as usize))
+                {
+                    if p.shape_slot == Some(slot) {
+                        p.shape_slot = None;
+                    }
+                }
+                self.free_shape_slots.push(slot);
+                self.shape_active.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// When the first waiting shaped PDU may leave, if any (O(paths with waiting PDUs)).
+    fn shape_deadline(&self) -> Option<Instant> {
+        self.shape_active
+            .iter()
+            .filter_map(|&slot| {
+                let sq = &self.shape_queues[slot as usize];
+                let (earliest, _) = sq.q.front()?;
+                let next = self
+                    .clients
+                    .get(sq.ci as usize)
+                    .and_then(|c| c.as_ref())
+                    .and_then(|c| c.paths.get(sq.pi as usize))
+                    .map_or(0, |p| p.shape_next);
+                Some((*earliest).max(next))
+            })
+            .min()
+    }
+
     /// When the earliest delayed PDU is due (delay compensation), if any: O(1), for callers
     /// that must not walk every flow after each burst.
     pub fn tx_deadline(&self) -> Option<Instant> {
-        self.delayed.peek().map(|d| d.at)
+        let held = self.delayed.peek().map(|d| d.at);
+        if self.shape_active.is_empty() {
+            return held;
+        }
+        match (held, self.shape_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Releases the delayed PDUs due at `now` (or all of them with `Instant::MAX`).
@@ -907,6 +1077,17 @@ impl<B: PacketBuf> Engine<B> {
         self.unindex_client(ci);
         self.held.retain(|&h| h != ci);
         if let Some(c) = self.clients.get_mut(ci).and_then(|c| c.take()) {
+            // What waits for its shapers goes back to the pool (the slots empty at the next
+            // release).
+            for slot in c.paths.iter().filter_map(|p| p.shape_slot) {
+                let sq = &mut self.shape_queues[slot as usize];
+                for (_, o) in sq.q.drain(..) {
+                    if let Output::Delivery { pkt, .. } = o {
+                        pool.free(pkt);
+                    }
+                }
+                sq.bytes = 0;
+            }
             let holding = c.paths.iter().filter(|p| p.hold_ns > 0).count();
             self.holding_paths = self.holding_paths.saturating_sub(holding);
             self.shaping_paths = self.shaping_paths.saturating_sub(c.shaping_paths());
@@ -979,6 +1160,7 @@ impl<B: PacketBuf> Engine<B> {
                 n.counters = p.counters;
                 n.hold_ns = p.hold_ns;
                 n.shape_next = p.shape_next;
+                n.shape_slot = p.shape_slot;
                 *p = n;
             }
             None => c.paths.push(Path::new(d, convergence)),
@@ -1091,6 +1273,31 @@ impl<B: PacketBuf> Engine<B> {
         self.update_reorder_timeout(client);
         if let Some(&ci) = self.by_id.get(&client) {
             self.update_holds(ci);
+        }
+        true
+    }
+
+    /// A measured rate of a path ([`crate::flow::capacity`]): its shaper, if it has one, sends
+    /// at it from now on, and steering uses it as it uses a rate from `set_path_estimates`.
+    /// Returns false for an unknown client or path, or a zero rate.
+    pub fn set_path_rate(&mut self, client: ClientId, path: PathId, rate_bps: u64) -> bool {
+        if rate_bps == 0 {
+            return false;
+        }
+        let Some(c) = self.client_mut(client) else {
+            return false;
+        };
+        let Some(pi) = c.path_index(path) else {
+            return false;
+        };
+        let p = &mut c.paths[pi];
+        p.rate_bps = Some(rate_bps);
+        if let Some(s) = p.cfg.shaper.as_mut() {
+            s.rate_bps = rate_bps;
+        }
+        let params = p.steering_params();
+        for t in &mut c.tcs {
+            let _ = t.steering.set_path(path, params);
         }
         true
     }
@@ -1343,6 +1550,7 @@ impl<B: PacketBuf> Engine<B> {
     /// released (in order) to the anchor side; incomplete SDUs expire.
     pub fn poll(&mut self, now: Instant, _pool: &mut dyn BufPool<B>, out: &mut Vec<Output<B>>) {
         self.release_delayed(now, out);
+        self.release_shaped(now, out);
         let before = self.reasm.stats().timeouts;
         self.reasm.poll(now);
         let expired = self.reasm.stats().timeouts - before;
@@ -1412,6 +1620,7 @@ impl<B: PacketBuf> Engine<B> {
     /// stays usable and the next packet of a flow continues after the last one released.
     pub fn flush(&mut self, _pool: &mut dyn BufPool<B>, out: &mut Vec<Output<B>>) {
         self.release_delayed(Instant::MAX, out);
+        self.release_shaped(Instant::MAX, out);
         // Every slot's deadline is `created + timeout <= u64::MAX` (saturating): all expire.
         let expired = self.reasm.poll(Instant::MAX);
         for _ in 0..expired {

@@ -2,6 +2,7 @@
 //! fragmentation, concatenation, steering and path monitoring. Time is always an argument
 //! ([`Instant`], nanoseconds of a caller-chosen clock); randomness is always seeded.
 
+pub mod capacity;
 pub mod concat;
 pub mod fragment;
 pub mod path_monitor;

@@ -18,6 +18,7 @@ use crate::engine::{
     DeliveryConfig, Engine, EngineConfig, EngineCounters, Output, PathCounters, ReorderTimeout,
     Role, Shaper, TcRule,
 };
+use crate::flow::capacity::CapacityConfig;
 use crate::flow::path_monitor::PathMonitorConfig;
 use crate::flow::reassembly::ReassemblyConfig;
 use crate::flow::reorder::ReorderConfig;
@@ -149,6 +150,9 @@ pub struct SimConfig {
     /// `shape_queue_ns` ([`DeliveryConfig::shaper`]).
     pub shape_percent: u8,
     pub shape_queue_ns: u64,
+    /// The N-MADP is given no path rates: its shapers start at the capacity estimator's
+    /// initial rate and follow the measured capacity (`shape_percent` must be set).
+    pub measured_rates: bool,
     pub flows: Vec<FlowSpec>,
     pub traffic_classes: Vec<TcRule>,
     /// Sources stop at this time; the run continues until `drain_ns` later.
@@ -220,7 +224,8 @@ impl SimConfig {
             concatenation: false,
             udp_checksum: false,
             shape_percent: 0,
-            shape_queue_ns: 200 * MS,
+            shape_queue_ns: 400 * MS,
+            measured_rates: false,
             flows: Vec::new(),
             traffic_classes: Vec::new(),
             duration_ns: 1000 * MS,
@@ -492,6 +497,9 @@ pub struct TwoPathSim {
     pub n_sup: Supervisor,
     pub c_sup: Supervisor,
     actions: Vec<Action>,
+    /// Per path: the N-MADP's transmit byte counter at its last sample (time, bytes), for the
+    /// sent rate its supervisor's capacity estimators read.
+    n_sent: Vec<(Instant, u64)>,
     /// Restarts of the (N-MADP, C-MADP) so far.
     pub restarts: (u32, u32),
     paths: Vec<SimPath>,
@@ -535,6 +543,7 @@ fn client_config(cfg: &SimConfig, addr: &Addresses, role: Role) -> ClientConfig 
                 Role::NMadp => p.down.rate_bps,
                 Role::CMadp => p.up.rate_bps,
             };
+            let measured = cfg.measured_rates && role == Role::NMadp;
             DeliveryConfig {
                 id: p.id,
                 adaptation: cfg.adaptation,
@@ -546,11 +555,15 @@ fn client_config(cfg: &SimConfig, addr: &Addresses, role: Role) -> ClientConfig 
                 trailer_rx: cfg.trailer,
                 priority: p.priority,
                 weight: p.weight,
-                rate_bps: (rate > 0).then_some(rate),
+                rate_bps: (rate > 0 && !measured).then_some(rate),
                 concatenation: cfg.concatenation,
                 udp_checksum: cfg.udp_checksum,
                 shaper: (cfg.shape_percent > 0 && rate > 0).then(|| Shaper {
-                    rate_bps: rate * u64::from(cfg.shape_percent) / 100,
+                    rate_bps: if measured {
+                        CapacityConfig::default().initial_bps
+                    } else {
+                        rate * u64::from(cfg.shape_percent) / 100
+                    },
                     queue_ns: cfg.shape_queue_ns,
                 }),
             }
@@ -627,6 +640,7 @@ impl TwoPathSim {
             n_sup,
             c_sup,
             actions: Vec::new(),
+            n_sent: Vec::new(),
             restarts: (0, 0),
             paths,
             sources,
@@ -1066,6 +1080,13 @@ impl TwoPathSim {
                 Action::UpdateDelivery { client, d } | Action::RemoteLearnt { client, d } => {
                     let _ = engine.update_delivery(client, d);
                 }
+                Action::SetRate {
+                    client,
+                    path,
+                    rate_bps,
+                } => {
+                    engine.set_path_rate(client, path, rate_bps);
+                }
                 Action::ResetRxFlows { client } => {
                     let mut out = core::mem::take(&mut self.out);
                     engine.reset_rx_flows(client, &mut out);
@@ -1077,8 +1098,28 @@ impl TwoPathSim {
     }
 
     fn slow_path(&mut self, now: Instant) {
+        self.n_sent.resize(self.paths.len(), (0, 0));
         for i in 0..self.paths.len() {
             let id = self.paths[i].spec.id;
+            // What the N-MADP sent on the path, every 50 ms or more (the runtime reads it from
+            // the 100-ms snapshots).
+            let (at, bytes) = self.n_sent[i];
+            if now.saturating_sub(at) >= 50 * MS {
+                let tx = self
+                    .nmadp
+                    .path_counters(self.client, id)
+                    .map_or(0, |c| c.tx_bytes);
+                if at > 0 {
+                    let bps = u128::from(tx.saturating_sub(bytes)) * 8 * 1_000_000_000
+                        / u128::from(now - at);
+                    self.n_sup.on_sent_rate(
+                        self.client,
+                        id,
+                        u64::try_from(bps).unwrap_or(u64::MAX),
+                    );
+                }
+                self.n_sent[i] = (now, tx);
+            }
             for at_n in [true, false] {
                 let (engine, sup) = if at_n {
                     (&self.nmadp, &mut self.n_sup)
