@@ -85,6 +85,9 @@ impl TestBackend {
                     p.loss = 0.01;
                     p.tx_rate_bps = 12_000_000;
                     p.rx_rate_bps = 3_000_000;
+                    // A shaped path following its measured capacity.
+                    p.shape_rate_bps = Some(49_450_000);
+                    p.shape_measured = true;
                 }
                 p
             })
@@ -689,9 +692,24 @@ fn paths_round_trip() {
     assert_eq!(bob[1].adaptation, "udp-optimized");
     let h = ctl_ok(&path, &["paths", "--client", "alice"]);
     let wifi = h.lines().find(|l| l.contains(" wifi ")).unwrap();
-    for want in ["active", "12.50", "1.00", "12.00 Mb/s", "(learned)"] {
+    for want in [
+        "active",
+        "12.50",
+        "1.00",
+        "12.00 Mb/s",
+        "(learned)",
+        "~49.45 Mb/s",
+    ] {
         assert!(wifi.contains(want), "{want}: {wifi}");
     }
+    let alice: Vec<PathInfo> = ctl_json(&path, &["paths", "--client", "alice"]);
+    assert_eq!(
+        (alice[0].shape_rate_bps, alice[0].shape_measured),
+        (Some(49_450_000), true)
+    );
+    // Not shaped: "-".
+    let lte = h.lines().find(|l| l.contains(" lte ")).unwrap();
+    assert!(lte.trim_end().ends_with(" -"), "{lte}");
     assert!(h
         .lines()
         .any(|l| l.contains(" lte ") && l.contains("probing")));

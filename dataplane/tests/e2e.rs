@@ -352,73 +352,75 @@ fn nmadp_tcp_aggregation_weighted_and_delay_aware() {
     }
 }
 
-/// Weighted TCP downlink with no path rate given to the N-MADP (its paths shaped, no
-/// `rate_mbps`): it measures each path's capacity from its probes (pipelines::flow::capacity)
-/// and steers and shapes by the estimates, from a start at 10 Mbit/s per path. Asserted:
-/// aggregation (more than the fastest link alone), and a split that follows the links (LTE's
-/// share of the bytes within 15 points of its share of the rates; an unmeasured equal split
-/// would give it half).
+/// Weighted and delay-aware TCP downlink with no path rate given to the N-MADP (its paths
+/// shaped, no `rate_mbps`): it measures each path's capacity from its probes
+/// (pipelines::flow::capacity) and steers and shapes by the estimates, from a start at 10
+/// Mbit/s per path. Asserted: aggregation (more than the fastest link alone), and a split that
+/// follows the links (LTE's share of the bytes within 15 points of its share of the rates; an
+/// unmeasured equal split would give it half).
 #[test]
-fn nmadp_weighted_tcp_downlink_with_measured_path_rates() {
+fn nmadp_tcp_downlink_with_measured_path_rates() {
     skip_unless!("iperf3", "ping");
     let _g = lock();
     let tb = Testbed::up(Mode::Nmadp, &[]);
-    let d = Daemons::start_edited(&tb, "weighted", |text| {
-        text.lines()
-            .filter(|l| !l.trim_start().starts_with("rate_mbps"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
-    let (_, lte_before) = tb.emu_delivered("lte");
-    let (_, wifi_before) = tb.emu_delivered("wifi");
-    let run = Iperf {
-        secs: 8,
-        omit: 2,
-        extra: vec!["-R".into()],
-        ..Iperf::new(&tb, 5451)
-    }
-    .run();
-    let (_, lte_after) = tb.emu_delivered("lte");
-    let (_, wifi_after) = tb.emu_delivered("wifi");
-    let paths = d.paths("nmadp");
-    d.stop();
-    let (lte, wifi) = (
-        (lte_after - lte_before) as f64,
-        (wifi_after - wifi_before) as f64,
-    );
-    let lte_share = lte / (lte + wifi).max(1.0);
-    let expected = link_rate("LTE_RATE") / sum_mbit();
     let fastest = fastest_mbit();
-    println!(
-        "measured path rates, weighted TCP downlink: {:.1} Mbit/s ({}% of {}, {}% of achievable); LTE carried {:.0}% of the bytes (its rate: {:.0}%)",
-        run.mbit,
-        pct(run.mbit),
-        sum_mbit(),
-        pct_of(run.mbit, achievable_tunnel_mbit()),
-        lte_share * 100.0,
-        expected * 100.0
-    );
-    record(
-        "nmadp_weighted_measured",
-        json!({
-            "goodput_mbit": round2(run.mbit), "pct_of_sum": pct(run.mbit),
-            "pct_of_achievable": pct_of(run.mbit, achievable_tunnel_mbit()),
-            "lte_share_pct": (lte_share * 1000.0).round() / 10.0,
-            "notes": "no rate_mbps at the N-MADP (shaped paths, capacity measured from probes); iperf3 -t 8 -O 2",
-            "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_weighted_tcp_downlink_with_measured",
-        }),
-    );
-    assert!(
-        run.mbit > fastest,
-        "{:.1} Mbit/s with measured rates does not beat the fastest link alone ({fastest}); paths: {paths}",
-        run.mbit
-    );
-    assert!(
-        (lte_share - expected).abs() <= 0.15,
-        "LTE carried {:.0}% of the bytes, its rate is {:.0}% of the sum; paths: {paths}",
-        lte_share * 100.0,
-        expected * 100.0
-    );
+    let expected = link_rate("LTE_RATE") / sum_mbit();
+    for (i, mode) in ["weighted", "delay-aware"].into_iter().enumerate() {
+        let d = Daemons::start_edited(&tb, mode, |text| {
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with("rate_mbps"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+        let (_, lte_before) = tb.emu_delivered("lte");
+        let (_, wifi_before) = tb.emu_delivered("wifi");
+        let run = Iperf {
+            secs: 8,
+            omit: 2,
+            extra: vec!["-R".into()],
+            ..Iperf::new(&tb, 5451 + i as u16)
+        }
+        .run();
+        let (_, lte_after) = tb.emu_delivered("lte");
+        let (_, wifi_after) = tb.emu_delivered("wifi");
+        let paths = d.paths("nmadp");
+        d.stop();
+        let (lte, wifi) = (
+            (lte_after - lte_before) as f64,
+            (wifi_after - wifi_before) as f64,
+        );
+        let lte_share = lte / (lte + wifi).max(1.0);
+        println!(
+            "measured path rates, {mode} TCP downlink: {:.1} Mbit/s ({}% of {}, {}% of achievable); LTE carried {:.0}% of the bytes (its rate: {:.0}%)",
+            run.mbit,
+            pct(run.mbit),
+            sum_mbit(),
+            pct_of(run.mbit, achievable_tunnel_mbit()),
+            lte_share * 100.0,
+            expected * 100.0
+        );
+        record(
+            &format!("nmadp_{}_measured", mode.replace('-', "_")),
+            json!({
+                "goodput_mbit": round2(run.mbit), "pct_of_sum": pct(run.mbit),
+                "pct_of_achievable": pct_of(run.mbit, achievable_tunnel_mbit()),
+                "lte_share_pct": (lte_share * 1000.0).round() / 10.0,
+                "notes": "no rate_mbps at the N-MADP (shaped paths, capacity measured from probes); iperf3 -t 8 -O 2",
+                "command": "cargo test -p dataplane --test e2e -- --nocapture nmadp_tcp_downlink_with_measured",
+            }),
+        );
+        assert!(
+            run.mbit > fastest,
+            "{mode}: {:.1} Mbit/s with measured rates does not beat the fastest link alone ({fastest}); paths: {paths}",
+            run.mbit
+        );
+        assert!(
+            (lte_share - expected).abs() <= 0.15,
+            "{mode}: LTE carried {:.0}% of the bytes, its rate is {:.0}% of the sum; paths: {paths}",
+            lte_share * 100.0,
+            expected * 100.0
+        );
+    }
 }
 
 #[test]

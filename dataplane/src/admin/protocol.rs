@@ -244,6 +244,11 @@ impl PathInfo {
             mtu: d.mtu,
             weight: d.weight,
             priority: d.priority,
+            shape_rate_bps: d.shape.map(|s| {
+                d.rate_mbps
+                    .map_or(0, |m| u64::from(m) * 10_000 * u64::from(s.percent))
+            }),
+            shape_measured: d.shape.is_some() && d.rate_mbps.is_none(),
         }
     }
 }
@@ -340,6 +345,12 @@ pub struct PathInfo {
     pub mtu: u16,
     pub weight: u16,
     pub priority: u8,
+    /// What this side's shaper sends at (`shape = true`): its share of `rate_mbps`, or the
+    /// measured capacity (`shape_measured`) of a path without one; `None`: not shaped.
+    #[serde(default)]
+    pub shape_rate_bps: Option<u64>,
+    #[serde(default)]
+    pub shape_measured: bool,
 }
 
 /// A client's steering: its default mode and each traffic class's.

@@ -206,6 +206,7 @@ pub fn paths(ps: &[PathInfo]) -> String {
         ("MTU", R),
         ("WEIGHT", R),
         ("PRIO", R),
+        ("SHAPER", R),
     ]);
     for p in ps {
         t.row(vec![
@@ -225,6 +226,12 @@ pub fn paths(ps: &[PathInfo]) -> String {
             p.mtu.to_string(),
             p.weight.to_string(),
             p.priority.to_string(),
+            // "~": measured (the path has no rate_mbps); "-": not shaped.
+            match (p.shape_rate_bps, p.shape_measured) {
+                (None, _) => "-".into(),
+                (Some(r), true) => format!("~{}", rate(r)),
+                (Some(r), false) => rate(r),
+            },
         ]);
     }
     t.render()

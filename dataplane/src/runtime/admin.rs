@@ -44,6 +44,9 @@ impl RuntimeHandle {
                     p.loss = s.loss;
                     p.tx_rate_bps = s.tx_rate_bps;
                     p.rx_rate_bps = s.rx_rate_bps;
+                    if let Some(r) = s.measured_rate_bps {
+                        p.shape_rate_bps = Some(r);
+                    }
                 }
                 if let Some(ps) = snaps
                     .get(e.owner)

@@ -67,6 +67,8 @@ pub struct PathStatus {
     /// owner worker's last two published snapshots.
     pub tx_rate_bps: u64,
     pub rx_rate_bps: u64,
+    /// The measured capacity its shaper follows (a shaped N-MADP path without `rate_mbps`).
+    pub measured_rate_bps: Option<u64>,
     pub probes_sent: u64,
     pub acks: u64,
     pub keepalives: u64,
@@ -313,6 +315,7 @@ impl SlowPath {
                 weight: p.weight(),
                 tx_rate_bps: rate.tx_bps,
                 rx_rate_bps: rate.rx_bps,
+                measured_rate_bps: p.capacity().map(|c| c.rate_bps()),
                 probes_sent: st.probes_sent,
                 acks: st.acks_matched,
                 keepalives: p.keepalives(),

@@ -83,7 +83,11 @@ fn path_params(d: &DeliveryConfig, owd_ns: Option<u64>, rate_bps: Option<u64>) -
     PathParams {
         weight: d.weight,
         priority: d.priority,
-        rate_bps: rate_bps.or(d.rate_bps).unwrap_or(0),
+        // A shaped path without a configured or measured rate sends at its shaper's.
+        rate_bps: rate_bps
+            .or(d.rate_bps)
+            .or(d.shaper.map(|s| s.rate_bps))
+            .unwrap_or(0),
         owd_ns: owd_ns.unwrap_or(0),
         overhead_bytes: overhead as u32,
     }
