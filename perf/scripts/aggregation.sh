@@ -11,7 +11,8 @@
 #   RUNS       runs per scenario (default 5)
 #   SCENARIOS  any of: a (Wi-Fi 50 Mbit/s 20 ms + LTE 20 Mbit/s 60 ms), b (two 30 Mbit/s links,
 #              10 ms and 40 ms), c (a plus 5G 100 Mbit/s 10 ms: three links); default "a b c"
-#   TESTS      "agg" (default: the MPTCP baseline and the N-MADP TCP aggregation tests) or "all"
+#   TESTS      "agg" (default: the MPTCP baseline, the N-MADP TCP aggregation tests and the
+#              measured-rates test) or "all"
 #              (every e2e test: a pass/fail count of the whole suite per run)
 #   OUT        results folder (default perf/results)
 #   BUILD      release (default: the daemons as shipped) or debug (as `cargo test` runs them)
@@ -50,7 +51,7 @@ for sc in $SCENARIOS; do
     envs=$(scenario_env "$sc") || exit 1
     for run in $(seq "$RUNS"); do
         filter=()
-        [ "$TESTS" = agg ] && filter=(mptcp_baseline nmadp_tcp_aggregation)
+        [ "$TESTS" = agg ] && filter=(mptcp_baseline nmadp_tcp_aggregation nmadp_tcp_downlink_with_measured)
         t0=$SECONDS
         # shellcheck disable=SC2086
         out=$(env $envs cargo test -q "${PROFILE_ARGS[@]}" -p dataplane --test e2e -- --nocapture --test-threads=1 "${filter[@]}" 2>&1)
@@ -92,6 +93,8 @@ for sc in scenarios:
         ("N-MADP weighted, uplink", "nmadp_weighted", "uplink_mbit", TUN),
         ("N-MADP delay-aware, downlink", "nmadp_delay_aware", "goodput_mbit", TUN),
         ("N-MADP delay-aware, uplink", "nmadp_delay_aware", "uplink_mbit", TUN),
+        ("N-MADP weighted, downlink, rates measured (-t 8 -O 2)", "nmadp_weighted_measured", "goodput_mbit", TUN),
+        ("N-MADP delay-aware, downlink, rates measured (-t 8 -O 2)", "nmadp_delay_aware_measured", "goodput_mbit", TUN),
         (f"kernel MPTCP, {len(rates[sc])} subflows (uplink)", "mptcp", "goodput_mbit", MPTCP),
     ]:
         v = series(sc, scen, key)
