@@ -482,6 +482,14 @@ impl Supervisor {
             .find(|p| p.cfg.id == path)
     }
 
+    fn path_mut(&mut self, client: ClientId, path: PathId) -> Option<&mut SupPath> {
+        self.clients
+            .get_mut(&client)?
+            .paths
+            .iter_mut()
+            .find(|p| p.cfg.id == path)
+    }
+
     /// A control PDU the engine handed out.
     pub fn on_control(&mut self, ev: &ControlInput, out: &mut Vec<Action>) {
         self.counters.control_rx += 1;
@@ -665,11 +673,7 @@ impl Supervisor {
         remote_known: bool,
     ) {
         let role = self.cfg.role;
-        let Some(p) = self
-            .clients
-            .get_mut(&client)
-            .and_then(|c| c.paths.iter_mut().find(|p| p.cfg.id == path))
-        else {
+        let Some(p) = self.path_mut(client, path) else {
             return;
         };
         // Monotonic: a snapshot older than an R-CID learning must not undo it.
@@ -687,9 +691,7 @@ impl Supervisor {
     /// estimator raises a rate only while its shaper sends about as fast as it may.
     pub fn on_sent_rate(&mut self, client: ClientId, path: PathId, sent_bps: u64) {
         if let Some(e) = self
-            .clients
-            .get_mut(&client)
-            .and_then(|c| c.paths.iter_mut().find(|p| p.cfg.id == path))
+            .path_mut(client, path)
             .and_then(|p| p.capacity.as_mut())
         {
             e.on_sent_rate(sent_bps);

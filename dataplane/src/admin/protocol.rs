@@ -244,10 +244,7 @@ impl PathInfo {
             mtu: d.mtu,
             weight: d.weight,
             priority: d.priority,
-            shape_rate_bps: d.shape.map(|s| {
-                d.rate_mbps
-                    .map_or(0, |m| u64::from(m) * 10_000 * u64::from(s.percent))
-            }),
+            shape_rate_bps: d.shape.map(|_| d.configured_shape_bps().unwrap_or(0)),
             shape_measured: d.shape.is_some() && d.rate_mbps.is_none(),
         }
     }

@@ -504,6 +504,15 @@ impl Shape {
     pub const DEFAULT_QUEUE_MS: u32 = 400;
 }
 
+impl DeliveryConnection {
+    /// The rate its shaper is configured to send at (`percent` % of `rate_mbps`), bit/s;
+    /// `None` when it is not shaped or has no rate (the N-MADP then measures it).
+    pub fn configured_shape_bps(&self) -> Option<u64> {
+        let (s, m) = (self.shape?, self.rate_mbps?);
+        Some(u64::from(m) * 10_000 * u64::from(s.percent))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub name: String,

@@ -236,10 +236,8 @@ pub fn delivery(
         // estimator's initial rate and follows its measurements (pipelines::flow::capacity).
         shaper: d.shape.map(|s| Shaper {
             rate_bps: d
-                .rate_mbps
-                .map_or(CapacityConfig::default().initial_bps, |m| {
-                    u64::from(m) * 10_000 * u64::from(s.percent)
-                }),
+                .configured_shape_bps()
+                .unwrap_or(CapacityConfig::default().initial_bps),
             queue_ns: u64::from(s.queue_ms) * 1_000_000,
         }),
     })

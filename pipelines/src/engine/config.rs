@@ -69,6 +69,9 @@ pub struct EngineConfig {
     /// Most PDUs the delay-compensation line holds (engine-wide); past it a PDU is sent at
     /// once and counted in `delay_overflow`.
     pub max_delayed: usize,
+    /// How much of a shaper's schedule a late poll may send at once to catch up (a burst of at
+    /// most this long at the path's rate); the rest keeps its pace.
+    pub shaper_catch_up_ns: u64,
 }
 
 impl EngineConfig {
@@ -84,6 +87,7 @@ impl EngineConfig {
             seed: 0,
             delay_compensation: true,
             max_delayed: 65_536,
+            shaper_catch_up_ns: 2 * crate::flow::MS,
         }
     }
 }

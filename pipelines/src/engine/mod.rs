@@ -159,6 +159,11 @@ impl Path {
     }
 }
 
+/// How many of `paths` shape.
+fn shaped(paths: &[Path]) -> usize {
+    paths.iter().filter(|p| p.cfg.shaper.is_some()).count()
+}
+
 /// Steering of one traffic class.
 #[derive(Debug)]
 struct TcState {
@@ -290,7 +295,19 @@ impl Client {
 
     /// How many of its paths shape ([`Engine::shaping_paths`]).
     fn shaping_paths(&self) -> usize {
-        self.paths.iter().filter(|p| p.cfg.shaper.is_some()).count()
+        shaped(&self.paths)
+    }
+
+    /// Gives every traffic class's steering the current parameters of path `pi` (after its
+    /// estimates, hold, weight or rate changed).
+    fn push_path_params(&mut self, pi: usize) {
+        let Some(p) = self.paths.get(pi) else {
+            return;
+        };
+        let (id, params) = (p.cfg.id, p.steering_params());
+        for t in &mut self.tcs {
+            let _ = t.steering.set_path(id, params);
+        }
     }
 
     fn first_anchor(&self) -> u16 {
@@ -483,8 +500,13 @@ struct ShapeQueue<B> {
     bytes: usize,
 }
 
-/// A late poll may send at most this much of a shaper's schedule at once (catching up).
-const SHAPER_CATCH_UP_NS: u64 = 2 * crate::flow::MS;
+/// The outer length of a PDU to send (0 for anything else).
+fn delivery_len<B: PacketBuf>(o: &Output<B>) -> usize {
+    match o {
+        Output::Delivery { pkt, .. } => pkt.len(),
+        _ => 0,
+    }
+}
 
 /// A PDU in the delay-compensation line, ordered by release time (then arrival).
 struct Delayed<B> {
@@ -577,7 +599,8 @@ impl<B: PacketBuf> Engine<B> {
         let n = known().count();
         let max = known().max().unwrap_or(0);
         let before = c.paths.iter().filter(|p| p.hold_ns > 0).count();
-        for p in &mut c.paths {
+        for pi in 0..c.paths.len() {
+            let p = &mut c.paths[pi];
             let hold = match p.owd_ns {
                 Some(o) if on && compensated && n >= 2 && p.usable => {
                     max.saturating_sub(o).min(MAX_HOLD_NS)
@@ -587,10 +610,7 @@ impl<B: PacketBuf> Engine<B> {
             let changed = hold != p.hold_ns;
             p.hold_ns = hold;
             if changed {
-                let params = p.steering_params();
-                for t in &mut c.tcs {
-                    let _ = t.steering.set_path(p.cfg.id, params);
-                }
+                c.push_path_params(pi);
             }
         }
         let after = c.paths.iter().filter(|p| p.hold_ns > 0).count();
@@ -668,10 +688,7 @@ impl<B: PacketBuf> Engine<B> {
         pool: &mut dyn BufPool<B>,
         out: &mut Vec<Output<B>>,
     ) {
-        let len = match &o {
-            Output::Delivery { pkt, .. } => pkt.len(),
-            _ => 0,
-        };
+        let len = delivery_len(&o);
         let Some(p) = self
             .clients
             .get_mut(ci)
@@ -683,13 +700,14 @@ impl<B: PacketBuf> Engine<B> {
         let Some(s) = p.cfg.shaper else {
             return out.push(o);
         };
+        let catch_up = self.cfg.shaper_catch_up_ns;
         let queued = p
             .shape_slot
             .map_or(0, |q| self.shape_queues[q as usize].bytes);
         if queued == 0 && earliest <= now && p.shape_next <= now {
             p.shape_next = p
                 .shape_next
-                .max(now.saturating_sub(SHAPER_CATCH_UP_NS))
+                .max(now.saturating_sub(catch_up))
                 .saturating_add(s.tx_time_ns(len));
             return out.push(o);
         }
@@ -732,51 +750,42 @@ impl<B: PacketBuf> Engine<B> {
     /// Sends what the shapers may send by `now` (everything with `Instant::MAX`), each path at
     /// its current rate.
     fn release_shaped(&mut self, now: Instant, out: &mut Vec<Output<B>>) {
+        let catch_up = self.cfg.shaper_catch_up_ns;
         let mut i = 0;
         while i < self.shape_active.len() {
             let slot = self.shape_active[i];
             let sq = &mut self.shape_queues[slot as usize];
-            let p = self
+            let mut p = self
                 .clients
                 .get_mut(sq.ci as usize)
                 .and_then(|c| c.as_mut())
                 .and_then(|c| c.paths.get_mut(sq.pi as usize));
-            if let Some(p) = p {
-                let s = p.cfg.shaper;
-                while let Some((earliest, _)) = sq.q.front() {
-                    let turn = (*earliest).max(p.shape_next);
-                    if turn > now {
-                        break;
+            match p.as_deref_mut() {
+                Some(p) => {
+                    let s = p.cfg.shaper;
+                    while let Some((earliest, _)) = sq.q.front() {
+                        let turn = (*earliest).max(p.shape_next);
+                        if turn > now {
+                            break;
+                        }
+                        let Some((_, o)) = sq.q.pop_front() else {
+                            break;
+                        };
+                        let len = delivery_len(&o);
+                        sq.bytes = sq.bytes.saturating_sub(len);
+                        let tx = s.map_or(0, |s| s.tx_time_ns(len));
+                        p.shape_next = turn.max(now.saturating_sub(catch_up)).saturating_add(tx);
+                        out.push(o);
                     }
-                    let Some((_, o)) = sq.q.pop_front() else {
-                        break;
-                    };
-                    let len = match &o {
-                        Output::Delivery { pkt, .. } => pkt.len(),
-                        _ => 0,
-                    };
-                    sq.bytes = sq.bytes.saturating_sub(len);
-                    let tx = s.map_or(0, |s| s.tx_time_ns(len));
-                    p.shape_next = turn
-                        .max(now.saturating_sub(SHAPER_CATCH_UP_NS))
-                        .saturating_add(tx);
-                    out.push(o);
                 }
-            } else {
-                // The path is gone (its client was removed): what waited is sent as it was.
-                out.extend(sq.q.drain(..).map(|(_, o)| o));
+                // No such path (remove_client empties its queues first, so this holds
+                // nothing in practice): what waited goes as it was.
+                None => out.extend(sq.q.drain(..).map(|(_, o)| o)),
             }
             if sq.q.is_empty() {
                 sq.bytes = 0;
-                if let Some(p) = self
-                    .clients
-                    .get_mut(sq.ci as usize)
-                    .and_then(|c| c.as_mut())
-                    .and_then(|c| c.paths.get_mut(sq.pi as usize))
-                {
-                    if p.shape_slot == Some(slot) {
-                        p.shape_slot = None;
-                    }
+                if let Some(p) = p.filter(|p| p.shape_slot == Some(slot)) {
+                    p.shape_slot = None;
                 }
                 self.free_shape_slots.push(slot);
                 self.shape_active.swap_remove(i);
@@ -811,10 +820,7 @@ impl<B: PacketBuf> Engine<B> {
         if self.shape_active.is_empty() {
             return held;
         }
-        match (held, self.shape_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        held.into_iter().chain(self.shape_deadline()).min()
     }
 
     /// Releases the delayed PDUs due at `now` (or all of them with `Instant::MAX`).
@@ -904,7 +910,7 @@ impl<B: PacketBuf> Engine<B> {
             .iter()
             .map(|d| Path::new(*d, cfg.convergence))
             .collect();
-        self.shaping_paths += paths.iter().filter(|p| p.cfg.shaper.is_some()).count();
+        self.shaping_paths += shaped(&paths);
         // Exact capacities: a Vec grown by push reserves room for 4, which for the ~690-byte
         // per-class steering state was most of a client's memory.
         let tc_ids = config::tc_ids(&cfg);
@@ -1170,12 +1176,8 @@ impl<B: PacketBuf> Engine<B> {
             None => c.paths.push(Path::new(d, convergence)),
         }
         self.shaping_paths += c.shaping_paths();
-        let p = c.paths.iter().find(|p| p.cfg.id == d.id);
-        let params = p.map(|p| p.steering_params());
-        for t in &mut c.tcs {
-            if let Some(params) = params {
-                let _ = t.steering.set_path(d.id, params);
-            }
+        if let Some(pi) = c.path_index(d.id) {
+            c.push_path_params(pi);
         }
         self.index_client(ci);
         self.update_holds(ci);
@@ -1243,10 +1245,7 @@ impl<B: PacketBuf> Engine<B> {
         // The live weight lives in the path's copy of its configuration so that
         // `set_path_estimates` (which rebuilds the steering parameters) keeps it.
         p.cfg.weight = weight;
-        let params = p.steering_params();
-        for t in &mut c.tcs {
-            let _ = t.steering.set_path(path, params);
-        }
+        c.push_path_params(pi);
         true
     }
 
@@ -1270,10 +1269,7 @@ impl<B: PacketBuf> Engine<B> {
         if rate_bps.is_some() {
             p.rate_bps = rate_bps;
         }
-        let params = p.steering_params();
-        for t in &mut c.tcs {
-            let _ = t.steering.set_path(path, params);
-        }
+        c.push_path_params(pi);
         self.update_reorder_timeout(client);
         if let Some(&ci) = self.by_id.get(&client) {
             self.update_holds(ci);
@@ -1299,10 +1295,7 @@ impl<B: PacketBuf> Engine<B> {
         if let Some(s) = p.cfg.shaper.as_mut() {
             s.rate_bps = rate_bps;
         }
-        let params = p.steering_params();
-        for t in &mut c.tcs {
-            let _ = t.steering.set_path(path, params);
-        }
+        c.push_path_params(pi);
         true
     }
 
