@@ -101,7 +101,7 @@ pub struct AnchorConnection {
 
 /// One traffic-class rule: packets matching every given criterion belong to traffic class `id`
 /// of anchor connection `anchor`. Rules are tried in order; the first match wins.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TcRule {
     /// Traffic Class ID (draft-04 §4.2.1).
     pub id: u8,
@@ -145,7 +145,7 @@ pub enum Adaptation {
 }
 
 /// One delivery connection (path) of a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeliveryConfig {
     /// Its connection ID (draft-04 §5 CID).
     pub id: PathId,

@@ -94,6 +94,39 @@ pub struct ClientCounters {
     pub reorder: ReorderStats,
 }
 
+/// What a client's record stores of [`ClientCounters`]: everything but `reorder`, which is
+/// summed over the receive flows when read (120 bytes per client not kept at rest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ClientTally {
+    pub tx_sdus: u64,
+    pub tx_bytes: u64,
+    pub rx_sdus: u64,
+    pub rx_bytes: u64,
+    pub no_path: u64,
+    pub rebinds: u64,
+    pub unknown_peer: u64,
+    pub unsequenced: u64,
+    pub rx_resets: u64,
+}
+
+impl ClientTally {
+    /// The public counters, with `reorder` as given.
+    pub fn read(&self, reorder: ReorderStats) -> ClientCounters {
+        ClientCounters {
+            tx_sdus: self.tx_sdus,
+            tx_bytes: self.tx_bytes,
+            rx_sdus: self.rx_sdus,
+            rx_bytes: self.rx_bytes,
+            no_path: self.no_path,
+            rebinds: self.rebinds,
+            unknown_peer: self.unknown_peer,
+            unsequenced: self.unsequenced,
+            rx_resets: self.rx_resets,
+            reorder,
+        }
+    }
+}
+
 /// Counters of one delivery connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PathCounters {
@@ -121,4 +154,57 @@ pub struct PathCounters {
     pub shaped: u64,
     /// Last time a data PDU was received (0 = never).
     pub last_rx: Instant,
+}
+
+/// What a path's record stores of [`PathCounters`]: the per-packet counters inline, those of
+/// rarer events (fragments, concatenation, duplicates, rebinds, shaping) in a box allocated
+/// at the first such event, so an idle or plain path carries 56 bytes, not 104.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PathTally {
+    pub tx_pdus: u64,
+    pub tx_bytes: u64,
+    pub tx_sdus: u64,
+    pub rx_pdus: u64,
+    pub rx_bytes: u64,
+    pub last_rx: Instant,
+    rare: Option<Box<PathRare>>,
+}
+
+/// The rarer counters of a path ([`PathTally`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PathRare {
+    pub tx_fragments: u64,
+    pub rx_fragments: u64,
+    pub tx_concatenated: u64,
+    pub rx_concatenated: u64,
+    pub duplicates_sent: u64,
+    pub rebinds: u64,
+    pub shaped: u64,
+}
+
+impl PathTally {
+    /// The rarer counters, allocated at the first use (once per path, not per packet).
+    pub fn rare(&mut self) -> &mut PathRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The public counters.
+    pub fn read(&self) -> PathCounters {
+        let r = self.rare.as_deref().copied().unwrap_or_default();
+        PathCounters {
+            tx_pdus: self.tx_pdus,
+            tx_bytes: self.tx_bytes,
+            tx_sdus: self.tx_sdus,
+            rx_pdus: self.rx_pdus,
+            rx_bytes: self.rx_bytes,
+            tx_fragments: r.tx_fragments,
+            rx_fragments: r.rx_fragments,
+            tx_concatenated: r.tx_concatenated,
+            rx_concatenated: r.rx_concatenated,
+            duplicates_sent: r.duplicates_sent,
+            rebinds: r.rebinds,
+            shaped: r.shaped,
+            last_rx: self.last_rx,
+        }
+    }
 }

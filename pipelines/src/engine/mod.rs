@@ -23,6 +23,7 @@ pub mod classify;
 pub mod config;
 pub mod counters;
 mod index;
+mod intern;
 mod mxops;
 mod rx;
 mod tx;
@@ -32,7 +33,10 @@ mod tx;
 /// force collisions.
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 use index::{CompactMap, PathRef};
+use intern::Interner;
+use smallvec::SmallVec;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use crate::buf::{BufPool, PacketBuf};
 use crate::drop::DropReason;
@@ -74,14 +78,19 @@ pub enum Output<B> {
 
 /// Default Weighted-steering weight when a delivery has weight 0 in its configuration: none;
 /// steering itself splits equally when every weight is 0.
-fn path_params(d: &DeliveryConfig, owd_ns: Option<u64>, rate_bps: Option<u64>) -> PathParams {
+fn path_params(
+    d: &DeliveryConfig,
+    weight: u32,
+    owd_ns: Option<u64>,
+    rate_bps: Option<u64>,
+) -> PathParams {
     // What a PDU adds on the link: trailer, outer IP/UDP (trailer convergence; GRE adds a few
     // bytes more) and an Ethernet header.
     let overhead = crate::wire::mx_trailer::len_from_flags(d.trailer_tx.0)
         + config::adaptation_overhead(d, Convergence::Trailer)
         + ETHERNET_HEADER_LEN;
     PathParams {
-        weight: d.weight,
+        weight,
         priority: d.priority,
         // A shaped path without a configured or measured rate sends at its shaper's.
         rate_bps: rate_bps
@@ -99,7 +108,10 @@ const ETHERNET_HEADER_LEN: usize = 14;
 /// One delivery connection's live state.
 #[derive(Debug)]
 struct Path {
-    cfg: DeliveryConfig,
+    /// The configuration, shared with every path configured alike ([`Engine::deliveries`]):
+    /// its `remote` is always `None` (the path's own is `remote`), and the live weight and
+    /// shaper rate are `weight` and `shape_rate_bps`.
+    cfg: Arc<DeliveryConfig>,
     /// Peer endpoint in use: configured, then possibly learned or rebound.
     remote: Option<SocketAddr>,
     /// IPv4 identification of the next outer header.
@@ -119,7 +131,11 @@ struct Path {
     shape_next: Instant,
     /// Its waiting PDUs, while there are any: a slot of [`Engine::shape_queues`].
     shape_slot: Option<u32>,
-    counters: PathCounters,
+    /// Steering weight now: the configured one, or the slow path's (`set_path_weight`).
+    weight: u32,
+    /// Shaper rate now (configured, or measured: `set_path_rate`); 0 without a shaper.
+    shape_rate_bps: u64,
+    counters: counters::PathTally,
 }
 
 impl Path {
@@ -127,16 +143,25 @@ impl Path {
     /// delay-compensation hold, what a PDU sent over it really takes.
     fn steering_params(&self) -> PathParams {
         let owd = self.owd_ns.map(|o| o.saturating_add(self.hold_ns));
-        path_params(&self.cfg, owd, self.rate_bps)
+        path_params(&self.cfg, self.weight, owd, self.rate_bps)
     }
 
-    fn new(mut cfg: DeliveryConfig, convergence: Convergence) -> Path {
-        // A zero rate would hold everything forever: no shaper.
-        cfg.shaper = cfg.shaper.filter(|s| s.rate_bps > 0);
+    /// The shared form of `d`: no remote, no shaper of rate 0 (it would hold everything
+    /// forever).
+    fn shared_config(mut d: DeliveryConfig) -> DeliveryConfig {
+        d.remote = None;
+        d.shaper = d.shaper.filter(|s| s.rate_bps > 0);
+        d
+    }
+
+    /// A path of configuration `d`, whose shared form is `cfg`.
+    fn new(d: &DeliveryConfig, cfg: Arc<DeliveryConfig>, convergence: Convergence) -> Path {
         Path {
             shape_next: 0,
             shape_slot: None,
-            remote: cfg.remote,
+            weight: cfg.weight,
+            shape_rate_bps: cfg.shaper.map_or(0, |s| s.rate_bps),
+            remote: d.remote,
             ident: 0,
             usable: false,
             owd_ns: None,
@@ -144,8 +169,25 @@ impl Path {
             max_pdu: usize::from(cfg.mtu)
                 .saturating_sub(config::adaptation_overhead(&cfg, convergence)),
             hold_ns: 0,
-            counters: PathCounters::default(),
+            counters: counters::PathTally::default(),
             cfg,
+        }
+    }
+
+    /// The shaper at its current rate.
+    fn shaper(&self) -> Option<Shaper> {
+        let s = self.cfg.shaper?;
+        (self.shape_rate_bps > 0).then_some(Shaper {
+            rate_bps: self.shape_rate_bps,
+            ..s
+        })
+    }
+
+    /// The configuration as given, with the endpoint in use.
+    fn config(&self) -> DeliveryConfig {
+        DeliveryConfig {
+            remote: self.remote,
+            ..*self.cfg
         }
     }
 
@@ -161,7 +203,7 @@ impl Path {
 
 /// How many of `paths` shape.
 fn shaped(paths: &[Path]) -> usize {
-    paths.iter().filter(|p| p.cfg.shaper.is_some()).count()
+    paths.iter().filter(|p| p.shaper().is_some()).count()
 }
 
 /// Steering of one traffic class.
@@ -270,16 +312,30 @@ struct RxFlow {
     reorder: Reorder,
 }
 
+/// What clients configured alike share of their configuration ([`Engine::profiles`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ClientProfile {
+    anchors: Vec<AnchorConnection>,
+    traffic_classes: Vec<TcRule>,
+    convergence: Convergence,
+}
+
 #[derive(Debug)]
 struct Client {
-    /// The configuration, except `deliveries` (empty: every path holds its own).
-    cfg: ClientConfig,
-    paths: Vec<Path>,
-    tcs: Vec<TcState>,
+    id: ClientId,
+    anchor_addr: IpAddr,
+    /// The default steering mode (classes without their own follow it).
+    steering: SteeringMode,
+    /// The rest of the configuration but the deliveries (every path holds its own), shared.
+    profile: Arc<ClientProfile>,
+    /// Inline for the usual two paths and one class: a client is one record, not a tree of
+    /// allocations (more spill to the heap).
+    paths: SmallVec<[Path; 2]>,
+    tcs: SmallVec<[TcState; 1]>,
     /// Next SN per (anchor CID, TC) (draft-04 §4.2.1: per connection and TC).
-    tx_seq: Vec<(u16, u8, u32)>,
+    tx_seq: SmallVec<[(u16, u8, u32); 2]>,
     rx_flows: Vec<RxFlow>,
-    counters: ClientCounters,
+    counters: counters::ClientTally,
     /// Drops attributed to this client (`DropReason as usize`); each is also in the engine's
     /// [`EngineCounters::drops`].
     drops: Option<Box<[u64; DropReason::COUNT]>>,
@@ -310,18 +366,30 @@ impl Client {
         }
     }
 
+    /// The configuration as given, with the endpoints and weights in use.
+    fn config(&self) -> ClientConfig {
+        ClientConfig {
+            id: self.id,
+            anchor_addr: self.anchor_addr,
+            anchors: self.profile.anchors.clone(),
+            traffic_classes: self.profile.traffic_classes.clone(),
+            steering: self.steering,
+            convergence: self.profile.convergence,
+            deliveries: self.paths.iter().map(Path::config).collect(),
+        }
+    }
+
     fn first_anchor(&self) -> u16 {
-        self.cfg.anchors.first().map_or(0, |a| a.connection_id)
+        self.profile.anchors.first().map_or(0, |a| a.connection_id)
     }
 
     /// The counters as read from outside: `reorder` summed over the receive flows.
     fn counters_read(&self) -> ClientCounters {
-        let mut k = self.counters;
-        k.reorder = ReorderStats::default();
+        let mut reorder = ReorderStats::default();
         for f in &self.rx_flows {
-            k.reorder.accumulate(f.reorder.stats());
+            reorder.accumulate(f.reorder.stats());
         }
-        k
+        self.counters.read(reorder)
     }
 }
 
@@ -457,6 +525,10 @@ pub struct Engine<B: PacketBuf> {
     /// arrive at the control address (draft-04 §5) rather than the path's local endpoint. The
     /// first path indexed with an endpoint owns it.
     by_remote: CompactMap<SocketAddr, PathRef>,
+    /// Every path's shared configuration ([`Path::cfg`]).
+    deliveries: Interner<DeliveryConfig>,
+    /// Every client's shared configuration ([`Client::profile`]).
+    profiles: Interner<ClientProfile>,
     reasm: Reassembler,
     slab: Slab<B>,
     counters: EngineCounters,
@@ -547,6 +619,8 @@ impl<B: PacketBuf> Engine<B> {
     pub fn new(cfg: EngineConfig) -> Self {
         Engine {
             reasm: Reassembler::new(cfg.reassembly),
+            deliveries: Interner::default(),
+            profiles: Interner::default(),
             cfg,
             clients: Vec::new(),
             free_slots: Vec::new(),
@@ -592,7 +666,7 @@ impl<B: PacketBuf> Engine<B> {
             return;
         };
         let compensated = matches!(
-            c.cfg.steering,
+            c.steering,
             SteeringMode::Weighted | SteeringMode::DelayAware
         );
         let known = || c.paths.iter().filter(|p| p.usable).filter_map(|p| p.owd_ns);
@@ -648,7 +722,7 @@ impl<B: PacketBuf> Engine<B> {
                 });
                 if let Some((ci, pi, p)) = found {
                     at = now.saturating_add(p.hold_ns);
-                    if p.cfg.shaper.is_some() {
+                    if p.shape_rate_bps > 0 {
                         shaped = Some((ci, pi));
                     }
                 }
@@ -697,7 +771,7 @@ impl<B: PacketBuf> Engine<B> {
         else {
             return out.push(o);
         };
-        let Some(s) = p.cfg.shaper else {
+        let Some(s) = p.shaper() else {
             return out.push(o);
         };
         let catch_up = self.cfg.shaper_catch_up_ns;
@@ -719,7 +793,7 @@ impl<B: PacketBuf> Engine<B> {
             }
             return;
         }
-        p.counters.shaped += 1;
+        p.counters.rare().shaped += 1;
         let slot = match p.shape_slot {
             Some(q) => q,
             None => {
@@ -762,7 +836,7 @@ impl<B: PacketBuf> Engine<B> {
                 .and_then(|c| c.paths.get_mut(sq.pi as usize));
             match p.as_deref_mut() {
                 Some(p) => {
-                    let s = p.cfg.shaper;
+                    let s = p.shaper();
                     while let Some((earliest, _)) = sq.q.front() {
                         let turn = (*earliest).max(p.shape_next);
                         if turn > now {
@@ -895,7 +969,7 @@ impl<B: PacketBuf> Engine<B> {
         if let Some(other) = self.by_anchor.get(&cfg.anchor_addr) {
             let id = self.clients[other as usize]
                 .as_ref()
-                .map_or(cfg.id, |c| c.cfg.id);
+                .map_or(cfg.id, |c| c.id);
             return Err(ConfigError::DuplicateAnchorAddress(id));
         }
         for d in &cfg.deliveries {
@@ -905,16 +979,17 @@ impl<B: PacketBuf> Engine<B> {
         }
         // Only now that nothing can fail is a slot taken.
         let slot = self.free_slots.pop().unwrap_or(self.clients.len());
-        let paths: Vec<Path> = cfg
+        let paths: SmallVec<[Path; 2]> = cfg
             .deliveries
             .iter()
-            .map(|d| Path::new(*d, cfg.convergence))
+            .map(|d| {
+                let shared = self.deliveries.intern(Path::shared_config(*d));
+                Path::new(d, shared, cfg.convergence)
+            })
             .collect();
         self.shaping_paths += shaped(&paths);
-        // Exact capacities: a Vec grown by push reserves room for 4, which for the ~690-byte
-        // per-class steering state was most of a client's memory.
         let tc_ids = config::tc_ids(&cfg);
-        let mut tcs = Vec::with_capacity(tc_ids.len());
+        let mut tcs: SmallVec<[TcState; 1]> = SmallVec::with_capacity(tc_ids.len());
         for id in tc_ids {
             let rule_mode = cfg
                 .traffic_classes
@@ -924,7 +999,7 @@ impl<B: PacketBuf> Engine<B> {
             let mut steering = Steering::new(rule_mode.unwrap_or(cfg.steering));
             for p in &paths {
                 // At most MAX_PATHS paths (validated).
-                let _ = steering.set_path(p.cfg.id, path_params(&p.cfg, None, None));
+                let _ = steering.set_path(p.cfg.id, p.steering_params());
             }
             tcs.push(TcState {
                 id,
@@ -932,7 +1007,7 @@ impl<B: PacketBuf> Engine<B> {
                 own_mode: rule_mode.is_some(),
             });
         }
-        let mut tx_seq = Vec::with_capacity(cfg.anchors.len() * tcs.len());
+        let mut tx_seq = SmallVec::with_capacity(cfg.anchors.len() * tcs.len());
         for a in &cfg.anchors {
             for t in &tcs {
                 tx_seq.push((a.connection_id, t.id, 0u32));
@@ -940,23 +1015,37 @@ impl<B: PacketBuf> Engine<B> {
         }
         // Each path keeps its own DeliveryConfig: the configuration's copy would only double
         // them (update_delivery rebuilds the list from the paths when it validates a change).
-        let mut cfg = cfg;
-        cfg.deliveries = Vec::new();
+        let ClientConfig {
+            id,
+            anchor_addr,
+            anchors,
+            traffic_classes,
+            steering,
+            convergence,
+            deliveries: _,
+        } = cfg;
         let client = Client {
+            id,
+            anchor_addr,
+            steering,
+            profile: self.profiles.intern(ClientProfile {
+                anchors,
+                traffic_classes,
+                convergence,
+            }),
             paths,
             tcs,
             tx_seq,
             // Grown on the first PDU of each flow (bounded by max_rx_flows_per_client): a
             // downlink-only or idle client costs no flow storage.
             rx_flows: Vec::new(),
-            counters: ClientCounters::default(),
+            counters: counters::ClientTally::default(),
             drops: None,
             reorder_timeout: self.cfg.reorder.timeout_ns,
             listed: false,
-            cfg,
         };
-        self.by_id.insert(client.cfg.id, slot);
-        self.by_anchor.insert(client.cfg.anchor_addr, slot as u32);
+        self.by_id.insert(client.id, slot);
+        self.by_anchor.insert(client.anchor_addr, slot as u32);
         if slot == self.clients.len() {
             self.clients.push(Some(client));
         } else {
@@ -993,7 +1082,7 @@ impl<B: PacketBuf> Engine<B> {
     fn path_key(&self, ci: usize, pi: usize) -> Option<PathKey> {
         let c = self.clients.get(ci)?.as_ref()?;
         let p = c.paths.get(pi)?;
-        Some(match (c.cfg.convergence, p.cfg.adaptation) {
+        Some(match (c.profile.convergence, p.cfg.adaptation) {
             (_, Adaptation::UdpTunnel { .. }) => PathKey::Udp(p.cfg.local, p.remote),
             (Convergence::Trailer, Adaptation::ClientNat) => PathKey::Nat(p.cfg.client_addr),
             (Convergence::Gre, _) => PathKey::IpPair(
@@ -1101,7 +1190,11 @@ impl<B: PacketBuf> Engine<B> {
             let holding = c.paths.iter().filter(|p| p.hold_ns > 0).count();
             self.holding_paths = self.holding_paths.saturating_sub(holding);
             self.shaping_paths = self.shaping_paths.saturating_sub(c.shaping_paths());
-            self.by_anchor.remove(&c.cfg.anchor_addr);
+            self.by_anchor.remove(&c.anchor_addr);
+            for p in &c.paths {
+                self.deliveries.release(&p.cfg);
+            }
+            self.profiles.release(&c.profile);
             let slab = &mut self.slab;
             for f in c.rx_flows {
                 let mut free = |_, h: u32| {
@@ -1138,15 +1231,14 @@ impl<B: PacketBuf> Engine<B> {
         let Some(c) = self.clients.get(ci).and_then(|c| c.as_ref()) else {
             return Err(ConfigError::UnknownClient(client));
         };
-        let mut trial = c.cfg.clone();
-        trial.deliveries = c.paths.iter().map(|p| p.cfg).collect();
+        let mut trial = c.config();
         match trial.deliveries.iter_mut().find(|e| e.id == d.id) {
             Some(e) => *e = d,
             None => trial.deliveries.push(d),
         }
         trial.validate()?;
         let existing = c.path_index(d.id);
-        if self.endpoint_taken(&d, c.cfg.convergence, existing.map(|pi| (ci, pi))) {
+        if self.endpoint_taken(&d, c.profile.convergence, existing.map(|pi| (ci, pi))) {
             return Err(ConfigError::DuplicateEndpoint(d.id));
         }
         // The client's keys go before its paths change and come back after (O(paths)).
@@ -1155,25 +1247,25 @@ impl<B: PacketBuf> Engine<B> {
             return Err(ConfigError::UnknownClient(client));
         };
         self.shaping_paths = self.shaping_paths.saturating_sub(c.shaping_paths());
-        let convergence = c.cfg.convergence;
-        c.cfg = trial;
-        c.cfg.deliveries = Vec::new();
+        let convergence = c.profile.convergence;
+        let shared = self.deliveries.intern(Path::shared_config(d));
         match existing.and_then(|pi| c.paths.get_mut(pi)) {
             Some(p) => {
+                self.deliveries.release(&p.cfg);
                 let learned = p.remote;
-                let mut n = Path::new(d, convergence);
+                let mut n = Path::new(&d, shared, convergence);
                 n.remote = d.remote.or(learned);
                 n.ident = p.ident;
                 n.usable = p.usable;
                 n.owd_ns = p.owd_ns;
                 n.rate_bps = p.rate_bps;
-                n.counters = p.counters;
+                n.counters = std::mem::take(&mut p.counters);
                 n.hold_ns = p.hold_ns;
                 n.shape_next = p.shape_next;
                 n.shape_slot = p.shape_slot;
                 *p = n;
             }
-            None => c.paths.push(Path::new(d, convergence)),
+            None => c.paths.push(Path::new(&d, shared, convergence)),
         }
         self.shaping_paths += c.shaping_paths();
         if let Some(pi) = c.path_index(d.id) {
@@ -1191,13 +1283,21 @@ impl<B: PacketBuf> Engine<B> {
     /// §8.1). A later [`Engine::update_delivery`] takes its configuration's setting. Returns
     /// false for an unknown client or path.
     pub fn set_udp_checksum(&mut self, client: ClientId, path: PathId, enabled: bool) -> bool {
-        let Some(c) = self.client_mut(client) else {
+        let Some(&ci) = self.by_id.get(&client) else {
             return false;
         };
-        let Some(pi) = c.path_index(path) else {
+        let Some(p) = self.clients[ci].as_mut().and_then(|c| {
+            let pi = c.path_index(path)?;
+            c.paths.get_mut(pi)
+        }) else {
             return false;
         };
-        c.paths[pi].cfg.udp_checksum = enabled;
+        let shared = self.deliveries.intern(DeliveryConfig {
+            udp_checksum: enabled,
+            ..*p.cfg
+        });
+        self.deliveries.release(&p.cfg);
+        p.cfg = shared;
         true
     }
 
@@ -1241,10 +1341,7 @@ impl<B: PacketBuf> Engine<B> {
         let Some(pi) = c.path_index(path) else {
             return false;
         };
-        let p = &mut c.paths[pi];
-        // The live weight lives in the path's copy of its configuration so that
-        // `set_path_estimates` (which rebuilds the steering parameters) keeps it.
-        p.cfg.weight = weight;
+        c.paths[pi].weight = weight;
         c.push_path_params(pi);
         true
     }
@@ -1292,8 +1389,8 @@ impl<B: PacketBuf> Engine<B> {
         };
         let p = &mut c.paths[pi];
         p.rate_bps = Some(rate_bps);
-        if let Some(s) = p.cfg.shaper.as_mut() {
-            s.rate_bps = rate_bps;
+        if p.cfg.shaper.is_some() {
+            p.shape_rate_bps = rate_bps;
         }
         c.push_path_params(pi);
         true
@@ -1316,7 +1413,7 @@ impl<B: PacketBuf> Engine<B> {
                 None => false,
             },
             None => {
-                c.cfg.steering = mode;
+                c.steering = mode;
                 for t in c.tcs.iter_mut().filter(|t| !t.own_mode) {
                     t.steering.set_mode(mode);
                 }
@@ -1368,7 +1465,7 @@ impl<B: PacketBuf> Engine<B> {
 
     /// IDs of every client, in slot order.
     pub fn client_ids(&self) -> Vec<ClientId> {
-        self.clients.iter().flatten().map(|c| c.cfg.id).collect()
+        self.clients.iter().flatten().map(|c| c.id).collect()
     }
 
     /// Every client's statistics in slot order, written over `out`: its vectors are reused, so
@@ -1381,18 +1478,24 @@ impl<B: PacketBuf> Engine<B> {
                 out.push(ClientStats::default());
             }
             let s = &mut out[n];
-            s.id = c.cfg.id;
+            s.id = c.id;
             s.counters = c.counters_read();
             s.reorder_timeout_ns = c.reorder_timeout;
             s.paths.clear();
             s.paths.extend(c.paths.iter().map(|p| PathStats {
                 id: p.cfg.id,
-                counters: p.counters,
+                counters: p.counters.read(),
                 remote: p.remote,
             }));
             n += 1;
         }
         out.truncate(n);
+    }
+
+    /// Distinct delivery configurations the clients' paths share (clients configured alike,
+    /// apart from their endpoints, share one per path).
+    pub fn shared_delivery_configs(&self) -> usize {
+        self.deliveries.len()
     }
 
     /// Last time a data PDU arrived on a path (`Some(0)`: never), for the slow path.
@@ -1437,7 +1540,7 @@ impl<B: PacketBuf> Engine<B> {
     /// Counters of a path.
     pub fn path_counters(&self, client: ClientId, path: PathId) -> Option<PathCounters> {
         let c = self.client_ref(client)?;
-        Some(c.paths.get(c.path_index(path)?)?.counters)
+        Some(c.paths.get(c.path_index(path)?)?.counters.read())
     }
 
     /// Reassembly statistics (engine-wide).
@@ -1499,9 +1602,7 @@ impl<B: PacketBuf> Engine<B> {
                 .cfg
                 .client_addr
                 .map(|a| SocketAddr::new(a, control.port())),
-            (_, Adaptation::PassThrough) => {
-                Some(SocketAddr::new(c.cfg.anchor_addr, control.port()))
-            }
+            (_, Adaptation::PassThrough) => Some(SocketAddr::new(c.anchor_addr, control.port())),
         };
         let Some(client_end) = client_end else {
             self.count_for(ci, DropReason::NoRemote);

@@ -269,7 +269,7 @@ impl<B: PacketBuf> Engine<B> {
                                 .iter()
                                 .position(|p| p.cfg.client_addr == Some(dst_s.ip()))
                         });
-                    if pi.is_some() || c.cfg.anchor_addr == dst_s.ip() {
+                    if pi.is_some() || c.anchor_addr == dst_s.ip() {
                         found = Some((ci, pi));
                         break;
                     }
@@ -286,7 +286,7 @@ impl<B: PacketBuf> Engine<B> {
                     c.path_index(super::PathId(pdu.cid))
                         .map(|_| super::PathId(pdu.cid))
                 });
-            Some((c.cfg.id, path))
+            Some((c.id, path))
         }) {
             Some((c, p)) => (Some(c), p),
             None => (None, None),
@@ -351,7 +351,7 @@ impl<B: PacketBuf> Engine<B> {
         let found = self.inner_anchor(pkt.data()).and_then(|anchor| {
             let ci = self.by_anchor.get(&anchor)? as usize;
             let c = self.clients.get(ci)?.as_ref()?;
-            if c.cfg.convergence != Convergence::Gre {
+            if c.profile.convergence != Convergence::Gre {
                 return None;
             }
             let pi = c.paths.iter().position(|p| {
@@ -378,7 +378,7 @@ impl<B: PacketBuf> Engine<B> {
         pool: &mut dyn BufPool<B>,
         out: &mut Vec<Output<B>>,
     ) {
-        let convergence = self.clients[ci].as_ref().map(|c| c.cfg.convergence);
+        let convergence = self.clients[ci].as_ref().map(|c| c.profile.convergence);
         match convergence {
             Some(Convergence::Trailer) => self.rx_mx(ci, pi, pkt, rebind_from, now, pool, out),
             Some(Convergence::Gre) => self.rx_gre(ci, pi, pkt, rebind_from, now, pool, out),
@@ -417,7 +417,7 @@ impl<B: PacketBuf> Engine<B> {
         };
         let Some(p) = c.paths.get_mut(pi) else { return };
         p.remote = Some(from);
-        p.counters.rebinds += 1;
+        p.counters.rare().rebinds += 1;
         c.counters.rebinds += 1;
         self.index_path(ci, pi);
     }
@@ -462,8 +462,8 @@ impl<B: PacketBuf> Engine<B> {
         let Some(p) = c.paths.get(pi) else {
             return self.drop_for(ci, pool, pkt, DropReason::UnknownPeer);
         };
-        let client_id = c.cfg.id.0;
-        let anchor = c.cfg.anchor_addr;
+        let client_id = c.id.0;
+        let anchor = c.anchor_addr;
         let nat = p.cfg.adaptation == Adaptation::ClientNat;
         let opts = PduOptions {
             header_optimization: p.header_optimization(),
@@ -480,7 +480,7 @@ impl<B: PacketBuf> Engine<B> {
             None => first_anchor,
             Some(v) => {
                 let v = u16::from(v);
-                if !c.cfg.anchors.iter().any(|a| a.connection_id == v) {
+                if !c.profile.anchors.iter().any(|a| a.connection_id == v) {
                     return self.drop_for(ci, pool, pkt, DropReason::UnknownAnchor);
                 }
                 v
@@ -500,7 +500,7 @@ impl<B: PacketBuf> Engine<B> {
         sdus.clear();
         if let Some(fc) = stripped.fragment {
             if let Some(p) = self.path_mut(ci, pi) {
-                p.counters.rx_fragments += 1;
+                p.counters.rare().rx_fragments += 1;
             }
             let (Some(sn), Some(nh)) = (sn, t.next_header) else {
                 self.sdus = sdus;
@@ -525,7 +525,7 @@ impl<B: PacketBuf> Engine<B> {
             }
         } else if stripped.sdu_count > 1 {
             if let Some(p) = self.path_mut(ci, pi) {
-                p.counters.rx_concatenated += 1;
+                p.counters.rare().rx_concatenated += 1;
             }
             let count = stripped.sdu_count;
             if let Err(r) = mxops::disaggregate(pkt, count, pool, &mut sdus) {
@@ -600,7 +600,7 @@ impl<B: PacketBuf> Engine<B> {
         // draft-04 §4.4.2: unless 0xFFFF, the key's low 16 bits are the anchor connection ID.
         let cid = match repr.anchor_connection_id() {
             None => c.first_anchor(),
-            Some(v) if c.cfg.anchors.iter().any(|a| a.connection_id == v) => v,
+            Some(v) if c.profile.anchors.iter().any(|a| a.connection_id == v) => v,
             Some(_) => return self.drop_for(ci, pool, pkt, DropReason::UnknownAnchor),
         };
         if let Some(from) = rebind_from {

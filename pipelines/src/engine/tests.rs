@@ -1292,3 +1292,43 @@ fn shaper_paces_a_burst_at_the_path_rate_and_drops_past_its_queue_bound() {
     assert_eq!(deliveries(&mut out).len(), 10);
     assert_eq!(e.shaping_paths, 0);
 }
+
+#[test]
+fn clients_configured_alike_share_their_delivery_configuration() {
+    let mut e = Engine::<HeapBuf>::new(EngineConfig::new(Role::NMadp, sa(CONTROL)));
+    let mut pool = HeapPool::default();
+    for i in 0..100u32 {
+        let mut c = client(
+            Role::NMadp,
+            Convergence::Trailer,
+            Adaptation::UdpTunnel {
+                header_optimization: false,
+            },
+        );
+        c.id = ClientId(i);
+        c.anchor_addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0100 + i));
+        c.deliveries[0].remote = Some(SocketAddr::new(ip("198.51.100.10"), 1000 + i as u16));
+        e.add_client(c).unwrap();
+    }
+    assert_eq!(
+        e.shared_delivery_configs(),
+        1,
+        "the remotes differ, nothing else"
+    );
+    // A live weight or rate is the path's own; a configuration change makes a second one.
+    assert!(e.set_path_weight(ClientId(3), PathId(1), 9));
+    assert_eq!(e.shared_delivery_configs(), 1);
+    assert!(e.set_udp_checksum(ClientId(3), PathId(1), true));
+    assert_eq!(e.shared_delivery_configs(), 2);
+    // The endpoint in use is still each client's own.
+    assert_eq!(
+        e.path_remote(ClientId(42), PathId(1)),
+        Some(SocketAddr::new(ip("198.51.100.10"), 1042))
+    );
+    assert!(e.remove_client(ClientId(3), &mut pool));
+    assert_eq!(e.shared_delivery_configs(), 1, "its own went with it");
+    for i in 0..100u32 {
+        e.remove_client(ClientId(i), &mut pool);
+    }
+    assert_eq!(e.shared_delivery_configs(), 0);
+}

@@ -133,7 +133,7 @@ impl<B: PacketBuf> Engine<B> {
             return self.drop_buf(pool, pkt, DropReason::UnknownClient);
         };
         let (tc, cid) = match classify(
-            &c.cfg.traffic_classes,
+            &c.profile.traffic_classes,
             &info,
             remote,
             remote_port,
@@ -144,7 +144,7 @@ impl<B: PacketBuf> Engine<B> {
         };
         // AMBIGUITY (draft-04 §4.4): GRE carries no traffic class, so a receiver could not keep
         // per-class sequence spaces apart; under GRE convergence SNs are per anchor connection.
-        let seq_tc = match c.cfg.convergence {
+        let seq_tc = match c.profile.convergence {
             Convergence::Gre => 0,
             Convergence::Trailer => tc,
         };
@@ -205,7 +205,7 @@ impl<B: PacketBuf> Engine<B> {
             };
             if n > 1 && k > 0 {
                 if let Some(p) = self.clients[ci].as_mut().and_then(|c| c.paths.get_mut(pi)) {
-                    p.counters.duplicates_sent += 1;
+                    p.counters.rare().duplicates_sent += 1;
                 }
             }
             self.emit_sdu(ci, pi, cid, tc, sn, info.protocol, buf, pool, out, burst);
@@ -234,8 +234,8 @@ impl<B: PacketBuf> Engine<B> {
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
             return self.drop_for(ci, pool, buf, DropReason::UnknownClient);
         };
-        let anchor = c.cfg.anchor_addr;
-        let convergence = c.cfg.convergence;
+        let anchor = c.anchor_addr;
+        let convergence = c.profile.convergence;
         let Some(p) = c.paths.get_mut(pi) else {
             return self.drop_for(ci, pool, buf, DropReason::NoPath);
         };
@@ -292,7 +292,7 @@ impl<B: PacketBuf> Engine<B> {
             match mxops::fragment_sdu(buf, max_pdu, &t, pool, &mut frags) {
                 Ok(n) => {
                     if let Some(p) = self.clients[ci].as_mut().and_then(|c| c.paths.get_mut(pi)) {
-                        p.counters.tx_fragments += n as u64;
+                        p.counters.rare().tx_fragments += n as u64;
                     }
                     for f in frags.drain(..) {
                         self.adapt_and_send(ci, pi, f, pool, out);
@@ -412,7 +412,7 @@ impl<B: PacketBuf> Engine<B> {
             // On error `concatenate` leaves the SDUs untouched: they go one by one below.
             if let Ok(pdu) = mxops::concatenate(&mut g.sdus, &t, ho, pool) {
                 if let Some(p) = self.path_mut(g.ci, g.pi) {
-                    p.counters.tx_concatenated += 1;
+                    p.counters.rare().tx_concatenated += 1;
                 }
                 self.adapt_and_send(g.ci, g.pi, pdu, pool, out);
                 self.spare.push(g.sdus);
@@ -451,8 +451,8 @@ impl<B: PacketBuf> Engine<B> {
         let Some(c) = self.clients.get_mut(ci).and_then(|c| c.as_mut()) else {
             return self.drop_for(ci, pool, buf, DropReason::UnknownClient);
         };
-        let client = c.cfg.id;
-        let convergence = c.cfg.convergence;
+        let client = c.id;
+        let convergence = c.profile.convergence;
         let Some(p) = c.paths.get_mut(pi) else {
             return self.drop_for(ci, pool, buf, DropReason::NoPath);
         };
