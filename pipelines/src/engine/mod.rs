@@ -154,14 +154,14 @@ impl Path {
         d
     }
 
-    /// A path of configuration `d`, whose shared form is `cfg`.
-    fn new(d: &DeliveryConfig, cfg: Arc<DeliveryConfig>, convergence: Convergence) -> Path {
+    /// A path of shared configuration `cfg` ([`Path::shared_config`]) with peer `remote`.
+    fn new(cfg: Arc<DeliveryConfig>, remote: Option<SocketAddr>, convergence: Convergence) -> Path {
         Path {
             shape_next: 0,
             shape_slot: None,
             weight: cfg.weight,
             shape_rate_bps: cfg.shaper.map_or(0, |s| s.rate_bps),
-            remote: d.remote,
+            remote,
             ident: 0,
             usable: false,
             owd_ns: None,
@@ -722,7 +722,7 @@ impl<B: PacketBuf> Engine<B> {
                 });
                 if let Some((ci, pi, p)) = found {
                     at = now.saturating_add(p.hold_ns);
-                    if p.shape_rate_bps > 0 {
+                    if p.shaper().is_some() {
                         shaped = Some((ci, pi));
                     }
                 }
@@ -984,7 +984,7 @@ impl<B: PacketBuf> Engine<B> {
             .iter()
             .map(|d| {
                 let shared = self.deliveries.intern(Path::shared_config(*d));
-                Path::new(d, shared, cfg.convergence)
+                Path::new(shared, d.remote, cfg.convergence)
             })
             .collect();
         self.shaping_paths += shaped(&paths);
@@ -1013,8 +1013,8 @@ impl<B: PacketBuf> Engine<B> {
                 tx_seq.push((a.connection_id, t.id, 0u32));
             }
         }
-        // Each path keeps its own DeliveryConfig: the configuration's copy would only double
-        // them (update_delivery rebuilds the list from the paths when it validates a change).
+        // The deliveries live in the paths (shared, with each path's own endpoint):
+        // update_delivery rebuilds the list from them when it validates a change.
         let ClientConfig {
             id,
             anchor_addr,
@@ -1252,9 +1252,7 @@ impl<B: PacketBuf> Engine<B> {
         match existing.and_then(|pi| c.paths.get_mut(pi)) {
             Some(p) => {
                 self.deliveries.release(&p.cfg);
-                let learned = p.remote;
-                let mut n = Path::new(&d, shared, convergence);
-                n.remote = d.remote.or(learned);
+                let mut n = Path::new(shared, d.remote.or(p.remote), convergence);
                 n.ident = p.ident;
                 n.usable = p.usable;
                 n.owd_ns = p.owd_ns;
@@ -1265,7 +1263,7 @@ impl<B: PacketBuf> Engine<B> {
                 n.shape_slot = p.shape_slot;
                 *p = n;
             }
-            None => c.paths.push(Path::new(&d, shared, convergence)),
+            None => c.paths.push(Path::new(shared, d.remote, convergence)),
         }
         self.shaping_paths += c.shaping_paths();
         if let Some(pi) = c.path_index(d.id) {
